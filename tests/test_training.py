@@ -1,0 +1,101 @@
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from companion import baselines, data, heads, resources, results, tokens, training
+
+
+@pytest.fixture(scope="module")
+def tiny_run(provisioned, tmp_path_factory):
+    """Two real optimisation steps of the offline encoder on 32 movie sentences."""
+    import os
+    os.environ["COMPANION_SOURCE"], os.environ["COMPANION_PROFILE"] = "offline", "smoke"
+    ds = data.load("movie-sentiment")
+    ds = type(ds)({k: v.select(range(32)) for k, v in ds.items()})
+    enc = resources.classifier("encoder", data.SENTIMENT_LABELS)
+    return training.finetune(enc.model, enc.tokenizer, ds, lr=5e-5, name="test-tiny", max_steps=2)
+
+
+def test_finetune_records_history_and_throughput(tiny_run):
+    assert tiny_run.history and {"epoch", "eval_accuracy", "eval_loss"} <= set(tiny_run.history[-1])
+    assert tiny_run.train_examples == 2 * 16 and tiny_run.examples_per_second > 0
+
+
+def test_evaluate_returns_every_metric(tiny_run):
+    scores = tiny_run.evaluate("test")
+    assert {"accuracy", "precision", "recall", "f1", "confusion_matrix"} <= set(scores)
+    assert sum(map(sum, scores["confusion_matrix"])) == 32
+
+
+def test_classify_and_save_reload_agree(tiny_run, tmp_path):
+    texts = ["A warm, funny, beautifully acted film.", "Tedious and empty."]
+    labels = tiny_run.classify(texts)
+    assert [set(r) for r in labels] == [{"text", "label", "score"}] * 2
+    folder = tiny_run.save(tmp_path / "model")
+    reloaded = AutoModelForSequenceClassification.from_pretrained(folder)
+    batch = tiny_run.tokenizer(texts, padding=True, return_tensors="pt")
+    tiny_run.model.eval()
+    with torch.no_grad():
+        assert torch.allclose(reloaded(**batch).logits, tiny_run.model(**batch).logits.cpu(), atol=1e-5)
+
+
+def test_weight_change_is_zero_for_the_same_model_and_positive_after_training(tiny_run):
+    fresh = resources.classifier("encoder", data.SENTIMENT_LABELS).model
+    assert training.weight_change(fresh, fresh) == 0.0
+    assert training.weight_change(fresh, tiny_run.model) > 0.0
+
+
+def test_finetune_refuses_a_head_of_the_wrong_size(provisioned):
+    ds = data.load("movie-sentiment")
+    enc = resources.classifier("encoder", ["a", "b", "c"])
+    with pytest.raises(ValueError, match="2 labels but the model head has 3"):
+        training.finetune(enc.model, enc.tokenizer, ds, lr=5e-5, name="test-bad")
+
+
+def test_pieces_show_special_tokens_padding_and_mask(provisioned):
+    tok = resources.tokenizer("encoder")
+    table = tokens.pieces(tok, ["Unwatchable.", "A quietly devastating film."], max_length=16)
+    first = table[table.sentence == 0]
+    assert first.piece.iloc[0] == "[CLS]" and "[SEP]" in set(first.piece)
+    padded = first[first.piece == "[PAD]"]
+    assert len(padded) > 0 and (padded.attention_mask == 0).all()
+    assert "##" in "".join(table.piece), "a rare word splits into WordPiece pieces"
+    assert tokens.grid(table).shape[0] == 2
+
+
+def test_vader_baseline_reads_obvious_sentiment():
+    assert baselines.vader_labels(["A wonderful, moving film.", "A horrible, boring mess."]) == [1, 0]
+    with pytest.raises(ValueError, match="no texts"):
+        baselines.vader_scores([])
+
+
+def test_results_round_trip():
+    path = results.write("demo", {"accuracy": 0.9})
+    assert path.name == "demo.smoke.json"
+    record = results.read("demo")
+    assert record["accuracy"] == 0.9 and record["source"] == "offline" and record["profile"] == "smoke"
+    with pytest.raises(FileNotFoundError, match="run the chapter"):
+        results.read("missing")
+
+
+def test_cls_logits_recompute_the_models_own_logits(provisioned):
+    enc = resources.classifier("encoder", data.SENTIMENT_LABELS)
+    enc.model.eval()
+    batch = enc.tokenizer(["Great.", "Not great at all."], padding=True, return_tensors="pt")
+    cls, logits = heads.cls_logits(enc.model, batch)
+    assert cls.shape == (2, enc.model.config.hidden_size)
+    with torch.no_grad():
+        assert torch.allclose(logits, enc.model(**batch).logits, atol=1e-6)
+
+
+def test_probabilities_are_distributions(tiny_run):
+    probs = tiny_run.probabilities("validation")
+    assert probs.shape == (32, 2) and abs(probs.sum(axis=1) - 1).max() < 1e-5
+    assert (tiny_run.predictions("validation") == probs.argmax(axis=1)).all()
+
+
+def test_best_threshold_finds_the_separating_score():
+    threshold, accuracy = baselines.best_threshold([-0.5, -0.1, 0.2, 0.6], [0, 0, 0, 1])
+    assert threshold == 0.6 and accuracy == 1.0
+    with pytest.raises(ValueError, match="one label per score"):
+        baselines.best_threshold([0.1], [])
