@@ -54,7 +54,7 @@ class Run:
 
     @property
     def examples_per_second(self) -> float:
-        """Training throughput (examples seen, epochs included, per second of training)."""
+        """Training throughput: examples seen (all epochs) per second of training, validation excluded."""
         return self.train_examples / self.train_seconds if self.train_seconds else float("nan")
 
     def probabilities(self, split: str) -> np.ndarray:
@@ -131,17 +131,19 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: Dat
         num_train_epochs=epochs if epochs is not None else profile.epochs, max_steps=max_steps,
         per_device_train_batch_size=profile.batch_size, per_device_eval_batch_size=4 * profile.batch_size,
         warmup_steps=warmup, weight_decay=0.01, eval_strategy="steps" if evaluate_during else "no",
-        eval_steps=every, eval_on_start=evaluate_during, logging_steps=every, save_strategy="no", report_to="none", seed=settings.SEED,
+        eval_steps=every, eval_on_start=evaluate_during, logging_steps=every, save_strategy="no",
+        report_to="none", seed=settings.SEED,
         dataloader_pin_memory=torch.cuda.is_available(), use_cpu=not torch.cuda.is_available())
     trainer = Trainer(model=model, args=args, train_dataset=encoded["train"],
                       eval_dataset=encoded["validation"], processing_class=tokenizer,
                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=score)
     start = time.perf_counter()
     output = trainer.train()
-    seconds = time.perf_counter() - start
+    evaluating = sum(entry.get("eval_runtime", 0.0) for entry in trainer.state.log_history)
+    seconds = time.perf_counter() - start - evaluating  # training only, validation passes excluded
     seen = int(round(output.metrics.get("train_samples_per_second", 0) * output.metrics["train_runtime"]))
-    return Run(name, trainer, tokenizer, encoded, max_length, lr, _history(trainer.state.log_history, steps_per_epoch),
-               seconds, seen)
+    history = _history(trainer.state.log_history, steps_per_epoch)
+    return Run(name, trainer, tokenizer, encoded, max_length, lr, history, seconds, seen)
 
 
 def weight_change(before: PreTrainedModel, after: PreTrainedModel) -> float:

@@ -85,3 +85,20 @@ def test_check_names_a_missing_label_column():
 def test_unknown_data_set_is_named():
     with pytest.raises(data.ResourceError, match="unknown data set 'imdb-full'"):
         data.load("imdb-full")
+
+
+def test_hub_source_turns_sst2_into_three_labelled_splits(monkeypatch):
+    """Online, SST-2's labelled validation split is the test split; 1,000 train rows validate."""
+    n = 3_000
+    fake = DatasetDict(
+        train=Dataset.from_dict({"idx": list(range(n)), "sentence": [f"s{i}" for i in range(n)],
+                                 "label": [i % 2 for i in range(n)]}),
+        validation=Dataset.from_dict({"idx": [0, 1], "sentence": ["good", "bad"], "label": [1, 0]}),
+        test=Dataset.from_dict({"idx": [0], "sentence": ["?"], "label": [-1]}))
+    monkeypatch.setattr(data, "load_dataset", lambda name: fake if name == "stanfordnlp/sst2" else None)
+    monkeypatch.setenv("COMPANION_SOURCE", "hub")
+    monkeypatch.setenv("COMPANION_PROFILE", "gpu")
+    ds = data.load("movie-sentiment")
+    assert [len(ds[s]) for s in data.SPLITS] == [n - 1_000, 1_000, 2]
+    assert ds["test"]["text"] == ["good", "bad"] and ds["train"].column_names == ["text", "label"]
+    assert ds["train"].features["label"].names == data.SENTIMENT_LABELS

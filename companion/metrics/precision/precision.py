@@ -1,4 +1,5 @@
-"""Precision: of the examples predicted positive, the share that are positive (offline twin of the hub module `precision`)."""
+"""Precision: of the examples predicted positive, the share that are positive
+(offline twin of the hub module `precision`)."""
 
 import evaluate
 

@@ -1,0 +1,32 @@
+"""Baselines that learn nothing from the training split: the VADER sentiment lexicon."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+
+def vader_scores(texts: Iterable[str]) -> list[float]:
+    """VADER's compound score (-1..+1) of each text: a hand-built lexicon plus rules (Hutto & Gilbert 2014)."""
+    texts = list(texts)
+    if not texts:
+        raise ValueError("no texts to score")
+    analyzer = SentimentIntensityAnalyzer()
+    return [analyzer.polarity_scores(text)["compound"] for text in texts]
+
+
+def vader_labels(texts: Iterable[str], threshold: float = 0.0) -> list[int]:
+    """1 (positive) where the compound score is at least ``threshold``, else 0 (negative)."""
+    return [int(score >= threshold) for score in vader_scores(texts)]
+
+
+def best_threshold(scores: list[float], labels: list[int]) -> tuple[float, float]:
+    """The threshold on ``scores`` (tried at every distinct score) with the highest accuracy on
+    ``labels``, and that accuracy. Tune it on validation data, never on the test split."""
+    if not scores or len(scores) != len(labels):
+        raise ValueError(f"need one label per score, and at least one: got {len(scores)} and {len(labels)}")
+    candidates = sorted(set(scores)) + [float("inf")]
+    accuracy = lambda t: sum(int(s >= t) == y for s, y in zip(scores, labels)) / len(labels)  # noqa: E731
+    best = max(candidates, key=accuracy)
+    return best, accuracy(best)

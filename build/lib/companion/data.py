@@ -1,0 +1,137 @@
+"""Data sets by name, each a ``DatasetDict`` with train / validation / test and two sources.
+
+``movie-sentiment``: binary sentiment of single movie-review sentences.
+- hub: SST-2 (``stanfordnlp/sst2``): its labelled validation split becomes our test split, and
+  1,000 sentences of its train split (stratified) our validation split.
+- offline: the 10,605 Rotten Tomatoes sentences (Pang & Lee, the source of SST) that Hutto & Gilbert
+  (ICWSM 2014) had rated by 20 people each on -4..+4; they ship in the vaderSentiment source archive.
+  We keep sentences whose mean rating is at least 0.5 away from neutral, drop repeated texts, label
+  ``positive`` when the mean is above 0, and split 80/10/10, stratified, with a fixed seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
+
+from . import settings
+from .resources import ResourceError, SdistFile, say
+
+SENTIMENT_LABELS = ["negative", "positive"]
+SPLITS = ("train", "validation", "test")
+
+VADER_MOVIES = SdistFile(
+    package="vaderSentiment", version="3.3.2",
+    archive="additional_resources/hutto_ICWSM_2014.tar.gz",
+    member="hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt",
+    sha256="c8293b0d942e90e223ea2c0955d969040d1a1be514a978b9af0698940bd13350",
+    folder="data/vader-movie",
+)
+
+
+def read_scored_sentences(path: Path) -> list[tuple[float, str]]:
+    """Rows of a Hutto & Gilbert ground-truth file (``id<TAB>mean score<TAB>text``, latin-1)."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="latin-1").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3:
+            raise ValueError(f"{path}:{number}: expected id, score and text separated by tabs")
+        rows.append((float(parts[1]), parts[2].strip()))
+    return rows
+
+
+def binarize(rows: list[tuple[float, str]], margin: float = 0.5) -> Dataset:
+    """Keep rows with ``|score| >= margin`` and a text not seen before (case-insensitive); label by sign."""
+    seen: set[str] = set()
+    texts, labels = [], []
+    for score, text in rows:
+        key = " ".join(text.lower().split())
+        if abs(score) < margin or not key or key in seen:
+            continue
+        seen.add(key)
+        texts.append(text)
+        labels.append(int(score > 0))
+    if not texts:
+        raise ValueError(f"no sentence is at least {margin} away from neutral")
+    features = Features({"text": Value("string"), "label": ClassLabel(names=SENTIMENT_LABELS)})
+    return Dataset.from_dict({"text": texts, "label": labels}, features=features)
+
+
+def split(ds: Dataset, validation: float = 0.1, test: float = 0.1, seed: int = settings.SEED) -> DatasetDict:
+    """Stratified train / validation / test split of a labelled data set."""
+    first = ds.train_test_split(test_size=validation + test, seed=seed, stratify_by_column="label")
+    second = first["test"].train_test_split(test_size=test / (validation + test), seed=seed,
+                                            stratify_by_column="label")
+    return DatasetDict(train=first["train"], validation=second["train"], test=second["test"])
+
+
+def _movie_offline() -> DatasetDict:
+    return split(binarize(read_scored_sentences(VADER_MOVIES.path())))
+
+
+def _movie_hub() -> DatasetDict:
+    sst2 = load_dataset("stanfordnlp/sst2")
+    sst2 = sst2.rename_column("sentence", "text").remove_columns("idx")
+    sst2 = sst2.cast_column("label", ClassLabel(names=SENTIMENT_LABELS))
+    parts = sst2["train"].train_test_split(test_size=1_000, seed=settings.SEED, stratify_by_column="label")
+    return DatasetDict(train=parts["train"], validation=parts["test"], test=sst2["validation"])
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A named data set: how to build it from the hub, and its offline provider and builder."""
+
+    hub: Callable[[], DatasetDict]
+    hub_about: str
+    offline: SdistFile
+    build_offline: Callable[[], DatasetDict]
+    offline_about: str
+
+
+DATASETS: dict[str, DatasetEntry] = {
+    "movie-sentiment": DatasetEntry(
+        _movie_hub, "SST-2 (stanfordnlp/sst2)", VADER_MOVIES, _movie_offline,
+        "Rotten Tomatoes sentences rated by Hutto & Gilbert 2014 (vaderSentiment 3.3.2 source archive)"),
+}
+
+
+def check(ds: DatasetDict, columns: tuple[str, ...] = ("text", "label")) -> DatasetDict:
+    """Raise ``ValueError`` naming the problem when a split is missing, empty or lacks a column."""
+    for name in SPLITS:
+        if name not in ds:
+            raise ValueError(f"the data set has no {name!r} split (it has {', '.join(ds) or 'none'})")
+        if len(ds[name]) == 0:
+            raise ValueError(f"the {name!r} split is empty")
+        missing = [c for c in columns if c not in ds[name].column_names]
+        if missing:
+            raise ValueError(f"the {name!r} split has no column {', '.join(map(repr, missing))}"
+                             f" (it has {', '.join(ds[name].column_names)})")
+    return ds
+
+
+def limit(ds: DatasetDict, profile: settings.Profile) -> DatasetDict:
+    """Cap each split at the profile's size: a seeded random subset, so labels stay mixed."""
+    caps = {"train": profile.train_rows, "validation": profile.eval_rows, "test": profile.eval_rows}
+    return DatasetDict({name: part if caps.get(name) is None or len(part) <= caps[name]
+                        else part.shuffle(seed=settings.SEED).select(range(caps[name]))
+                        for name, part in ds.items()})
+
+
+def load(name: str, profile: settings.Profile | None = None) -> DatasetDict:
+    """The data set ``name`` from the active source, capped to the profile; prints source and sizes."""
+    if name not in DATASETS:
+        raise ResourceError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}.")
+    entry, src = DATASETS[name], settings.source()
+    profile = profile or settings.profile()
+    full = check(entry.hub() if src == "hub" else entry.build_offline())
+    ds = limit(full, profile)
+    sizes = "/".join(f"{len(ds[s]):,}" for s in SPLITS)
+    about = entry.hub_about if src == "hub" else entry.offline_about
+    say(f"data {name!r}: source={src}, {about}; train/validation/test = {sizes} rows"
+        f" (profile {profile.name}, of {'/'.join(f'{len(full[s]):,}' for s in SPLITS)})")
+    return ds

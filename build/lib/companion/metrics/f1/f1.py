@@ -1,0 +1,13 @@
+"""F1: the harmonic mean of precision and recall (offline twin of the hub module `f1`)."""
+
+import evaluate
+
+from companion.metrics.common import compute, info
+
+
+class F1(evaluate.Metric):
+    def _info(self) -> evaluate.MetricInfo:
+        return info(__doc__)
+
+    def _compute(self, predictions, references, **kwargs):
+        return compute("f1", predictions, references, **kwargs)

@@ -1,0 +1,101 @@
+"""Profile (how big a run is) and source (hub or offline), both read from the environment.
+
+- ``COMPANION_PROFILE``: ``smoke`` (CI: tiny subsets, a few steps), ``cpu`` (default: real results in
+  minutes on a laptop CPU) or ``gpu`` (hub-size models and full data).
+- ``COMPANION_SOURCE``: ``auto`` (default: offline when ``HF_HUB_OFFLINE=1`` or the hub does not
+  answer), ``hub`` or ``offline``.
+- ``COMPANION_CACHE``: where provisioned offline resources and run outputs live
+  (default ``~/.cache/pretrained-transformers-companion``).
+
+Notebooks never hard-code sizes: they read them from :func:`profile`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+PROFILE_VAR = "COMPANION_PROFILE"
+SOURCE_VAR = "COMPANION_SOURCE"
+CACHE_VAR = "COMPANION_CACHE"
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes every chapter asks for. ``None`` row limits mean the whole split."""
+
+    name: str
+    train_rows: int | None
+    eval_rows: int | None
+    epochs: float
+    batch_size: int
+    max_length: int
+    evals_per_epoch: int
+    large_lr_epochs: float
+    hub_encoder: str
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", train_rows=192, eval_rows=96, epochs=1, batch_size=16, max_length=64,
+                     evals_per_epoch=2, large_lr_epochs=0.5, hub_encoder="distilbert-base-uncased"),
+    "cpu": Profile("cpu", train_rows=10_000, eval_rows=None, epochs=3, batch_size=32, max_length=64,
+                   evals_per_epoch=2, large_lr_epochs=1, hub_encoder="distilbert-base-uncased"),
+    "gpu": Profile("gpu", train_rows=None, eval_rows=None, epochs=3, batch_size=32, max_length=128,
+                   evals_per_epoch=4, large_lr_epochs=1, hub_encoder="bert-base-uncased"),
+}
+
+SOURCES = ("hub", "offline")
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the companion does not know."""
+
+
+def profile() -> Profile:
+    """The active :class:`Profile`, from ``COMPANION_PROFILE`` (default ``cpu``)."""
+    name = os.environ.get(PROFILE_VAR, "cpu").strip().lower() or "cpu"
+    if name not in PROFILES:
+        raise ConfigError(f"{PROFILE_VAR}={name!r} is not a profile; use one of {', '.join(PROFILES)}.")
+    return PROFILES[name]
+
+
+def hub_endpoint() -> str:
+    """The hub address: ``HF_ENDPOINT`` (a mirror) when set, else huggingface.co."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+@functools.lru_cache(maxsize=None)
+def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    """True when ``endpoint`` answers an HTTP request within ``timeout`` seconds (any status)."""
+    try:
+        urllib.request.urlopen(f"{endpoint}/api/models?limit=1", timeout=timeout)
+    except urllib.error.HTTPError:
+        return True  # it answered, even if with an error status
+    except (urllib.error.URLError, OSError):
+        return False
+    return True
+
+
+def source() -> str:
+    """``"hub"`` or ``"offline"``: ``COMPANION_SOURCE`` when set, else decided automatically."""
+    wanted = os.environ.get(SOURCE_VAR, "auto").strip().lower() or "auto"
+    if wanted in SOURCES:
+        return wanted
+    if wanted != "auto":
+        raise ConfigError(f"{SOURCE_VAR}={wanted!r} is not a source; use auto, hub or offline.")
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "offline"
+    return "hub" if hub_reachable(hub_endpoint()) else "offline"
+
+
+def cache_dir() -> Path:
+    """The folder for provisioned resources and run outputs, created on first use."""
+    default = Path.home() / ".cache" / "pretrained-transformers-companion"
+    path = Path(os.environ.get(CACHE_VAR) or default).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
