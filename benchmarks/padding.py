@@ -2,7 +2,7 @@
 row to 512 tokens, as many tutorials do. Same model, data, seed and number of steps; prints examples
 per second for each, the ratio (target >= 3x), and the test accuracy each run reaches.
 
-    python benchmarks/padding.py [--steps 30] [--batch-size 16] [--test-rows 300]
+    python benchmarks/padding.py [--steps 10] [--batch-size 16] [--test-rows 200]
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ def run(ds: DatasetDict, steps: int, profile: settings.Profile, pad_to: int | No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--test-rows", type=int, default=300)
+    parser.add_argument("--test-rows", type=int, default=200)
     args = parser.parse_args()
     profile = dataclasses.replace(settings.profile(), batch_size=args.batch_size, max_length=512,
                                   train_rows=args.steps * args.batch_size, eval_rows=args.test_rows)
