@@ -16,9 +16,14 @@ def vader_scores(texts: Iterable[str]) -> list[float]:
     return [analyzer.polarity_scores(text)["compound"] for text in texts]
 
 
+def threshold_labels(scores: Iterable[float], threshold: float = 0.0) -> list[int]:
+    """1 (positive) where a score is at least ``threshold``, else 0 (negative)."""
+    return [int(score >= threshold) for score in scores]
+
+
 def vader_labels(texts: Iterable[str], threshold: float = 0.0) -> list[int]:
-    """1 (positive) where the compound score is at least ``threshold``, else 0 (negative)."""
-    return [int(score >= threshold) for score in vader_scores(texts)]
+    """VADER's label of each text: positive when its compound score is at least ``threshold``."""
+    return threshold_labels(vader_scores(texts), threshold)
 
 
 def best_threshold(scores: list[float], labels: list[int]) -> tuple[float, float]:
@@ -27,6 +32,6 @@ def best_threshold(scores: list[float], labels: list[int]) -> tuple[float, float
     if not scores or len(scores) != len(labels):
         raise ValueError(f"need one label per score, and at least one: got {len(scores)} and {len(labels)}")
     candidates = sorted(set(scores)) + [float("inf")]
-    accuracy = lambda t: sum(int(s >= t) == y for s, y in zip(scores, labels)) / len(labels)  # noqa: E731
+    accuracy = lambda t: sum(p == y for p, y in zip(threshold_labels(scores, t), labels)) / len(labels)  # noqa: E731
     best = max(candidates, key=accuracy)
     return best, accuracy(best)

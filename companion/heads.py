@@ -5,6 +5,14 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedModel
 
+# Parameter-name prefixes of the layers AutoModelForSequenceClassification adds (BERT, DistilBERT).
+HEAD_PREFIXES = ("classifier", "pre_classifier")
+
+
+def is_head(parameter_name: str) -> bool:
+    """True for a parameter of the new classification head rather than of the pretrained encoder."""
+    return parameter_name.startswith(HEAD_PREFIXES)
+
 
 def cls_logits(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Recompute the head by hand: ``([CLS] vectors, logits)`` for a tokenized batch.

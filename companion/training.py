@@ -17,7 +17,7 @@ from datasets import ClassLabel, DatasetDict
 from transformers import (DataCollatorWithPadding, EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase,
                           Trainer, TrainingArguments, pipeline, set_seed)
 
-from . import data, metrics, settings
+from . import data, heads, metrics, settings
 
 
 def tokenize(ds: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int,
@@ -152,7 +152,7 @@ def weight_change(before: PreTrainedModel, after: PreTrainedModel) -> float:
     old = dict(before.named_parameters())
     diff = norm = 0.0
     for key, value in after.named_parameters():
-        if key in old and old[key].shape == value.shape and not key.startswith(("classifier", "pre_classifier")):
+        if key in old and old[key].shape == value.shape and not heads.is_head(key):
             diff += float((value.detach().cpu() - old[key].detach().cpu()).pow(2).sum())
             norm += float(old[key].detach().cpu().pow(2).sum())
     if norm == 0.0:

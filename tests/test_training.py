@@ -99,3 +99,9 @@ def test_best_threshold_finds_the_separating_score():
     assert threshold == 0.6 and accuracy == 1.0
     with pytest.raises(ValueError, match="one label per score"):
         baselines.best_threshold([0.1], [])
+
+
+def test_threshold_labels_and_head_names():
+    assert baselines.threshold_labels([-0.2, 0.0, 0.3], threshold=0.0) == [0, 1, 1]
+    assert heads.is_head("pre_classifier.weight") and heads.is_head("classifier.bias")
+    assert not heads.is_head("bert.encoder.layer.0.output.dense.weight")
