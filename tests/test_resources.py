@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from companion import resources, settings
-from companion.resources import PackagedModel, ResourceError, SdistFile
+from companion import provision, resources, settings
+from companion.provision import GgufModel, NpmTree, PackagedModel, ResourceError, SdistFile, WheelFiles
 
 
 def test_encoder_role_resolves_offline_to_the_packaged_minilm(capsys):
@@ -77,7 +77,7 @@ def fake_pip(monkeypatch, tmp_path):
         return subprocess.CompletedProcess(cmd, 0, stderr="")
 
     monkeypatch.setenv("COMPANION_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(resources.subprocess, "run", run)
+    monkeypatch.setattr(provision.subprocess, "run", run)
     return calls
 
 
@@ -102,7 +102,7 @@ def test_provision_refuses_a_changed_file(fake_pip):
 
 def test_provision_reports_a_failed_download(monkeypatch, tmp_path):
     monkeypatch.setenv("COMPANION_CACHE", str(tmp_path))
-    monkeypatch.setattr(resources.subprocess, "run",
+    monkeypatch.setattr(provision.subprocess, "run",
                         lambda cmd, **k: subprocess.CompletedProcess(cmd, 1, stderr="No matching distribution"))
     source = SdistFile("pkg", "1.0", "a.tar.gz", "b.txt", "0" * 64, "x")
     with pytest.raises(ResourceError, match="(?s)could not download.*No matching distribution"):
@@ -116,8 +116,90 @@ def test_unprovisioned_file_says_to_fetch(monkeypatch, tmp_path):
 
 
 def test_fetch_provisions_every_offline_resource(provisioned):
-    assert set(provisioned) == {"all-MiniLM-L6-v2", "movie-sentiment"}
+    assert set(provisioned) == {"all-MiniLM-L6-v2", "SmolLM2-135M-Instruct", "gpt2-tokenizer",
+                                "movie-sentiment", "brown"}
     assert all(Path(p).exists() for p in provisioned.values())
+
+
+def test_decoder_role_resolves_offline_to_the_converted_smollm2(provisioned):
+    where = resources.resolve("decoder")
+    assert where.name == "SmolLM2-135M-Instruct"
+    assert {"model.safetensors", "config.json", "tokenizer.json", "provenance.json"} <= {
+        p.name for p in Path(where.location).iterdir()}
+
+
+def test_gpt2_tokenizer_offline_is_the_real_bpe(provisioned):
+    tok = resources.tokenizer("gpt2")
+    assert len(tok) == 50257 and tok.eos_token == "<|endoftext|>"
+    assert tok("Hello world")["input_ids"] == [15496, 995]  # GPT-2's ids for these two words
+
+
+def test_decoder_role_resolves_online_to_gpt2(monkeypatch):
+    monkeypatch.setenv("COMPANION_SOURCE", "hub")
+    assert resources.resolve("decoder").location == "openai-community/gpt2"
+
+
+def _fake_client(monkeypatch, tmp_path, make):
+    """Replace pip/npm by ``make(folder)``, which writes the downloaded archive; records each call."""
+    calls = []
+
+    def run(cmd, **kwargs):
+        calls.append(cmd)
+        make(Path(kwargs.get("cwd") if cmd[0] == "npm" else cmd[cmd.index("-d") + 1]))
+        return subprocess.CompletedProcess(cmd, 0, stderr="")
+
+    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(provision.subprocess, "run", run)
+    return calls
+
+
+def test_wheel_files_are_renamed_checked_and_provisioned_once(monkeypatch, tmp_path):
+    import zipfile
+
+    def wheel(folder):
+        with zipfile.ZipFile(folder / "pkg-1.0-py3-none-any.whl", "w") as whl:
+            whl.writestr("pkg/data/encoder.json", "{}")
+    calls = _fake_client(monkeypatch, tmp_path, wheel)
+    files = WheelFiles("pkg", "1.0", (("pkg/data/encoder.json", "vocab.json", provision.sha256(b"{}")),),
+                       "tok", (("config.json", "{}"),))
+    folder = files.provision()
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "vocab.json"]
+    assert files.provision() == files.path() == folder and len(calls) == 1
+    assert "--only-binary" in calls[0] and calls[0][-1] == "pkg==1.0"
+    bad = WheelFiles("pkg", "1.0", (("pkg/data/encoder.json", "v.json", "0" * 64),), "tok2")
+    with pytest.raises(ResourceError, match="expected sha256"):
+        bad.provision()
+
+
+def test_npm_tree_is_unpacked_once(monkeypatch, tmp_path):
+    def tgz(folder):
+        with tarfile.open(folder / "corpus-1.0.tgz", "w:gz") as tar:
+            for name, payload in (("package/package.json", b"{}"), ("package/ca01", b"The/at jury/nn")):
+                info = tarfile.TarInfo(name)
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+    calls = _fake_client(monkeypatch, tmp_path, tgz)
+    (tmp_path / "probe").mkdir()
+    tgz(tmp_path / "probe")
+    tree = NpmTree("corpus", "1.0", provision.sha256(tmp_path / "probe" / "corpus-1.0.tgz"), "nltk/corpora/x")
+    folder = tree.provision()
+    assert (folder / "ca01").read_bytes() == b"The/at jury/nn"
+    assert tree.provision() == folder and len(calls) == 1 and calls[0][:2] == ["npm", "pack"]
+
+
+def test_missing_npm_says_what_to_install(monkeypatch, tmp_path):
+    def run(cmd, **kwargs):
+        raise FileNotFoundError(cmd[0])
+    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path))
+    monkeypatch.setattr(provision.subprocess, "run", run)
+    with pytest.raises(ResourceError, match="npm is not installed.*apt-get install npm"):
+        NpmTree("corpus", "1.0", "0" * 64, "x").provision()
+
+
+def test_unconverted_gguf_model_says_to_fetch(monkeypatch, tmp_path):
+    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path))
+    with pytest.raises(ResourceError, match="no converted model.*python -m companion fetch"):
+        GgufModel("pkg", "1.0", "pkg/m.gguf", "0" * 64, "models/m").path()
 
 
 def test_cli_reports_errors_without_a_traceback(monkeypatch, capsys):
