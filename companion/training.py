@@ -10,24 +10,32 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from datasets import ClassLabel, DatasetDict
 from transformers import (DataCollatorWithPadding, EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase,
-                          Trainer, TrainingArguments, pipeline, set_seed)
+                          Trainer, TrainingArguments, set_seed)
 
 from . import data, heads, metrics, settings
 
 
-def tokenize(ds: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int,
-             padding: bool | str = False) -> DatasetDict:
-    """Add ``input_ids`` / ``attention_mask`` (truncated to ``max_length``; padded only if asked:
-    by default the collator pads each batch to its longest row)."""
-    def encode(batch: dict[str, list]) -> dict[str, list]:
-        return tokenizer(batch["text"], truncation=True, max_length=max_length, padding=padding)
+Encode = Callable[[list[str]], dict[str, list]]
 
-    return ds.map(encode, batched=True, desc="tokenizing")
+
+def encoder(tokenizer: PreTrainedTokenizerBase, max_length: int, padding: bool | str = False) -> Encode:
+    """The default text -> ``input_ids`` / ``attention_mask`` function: the tokenizer, truncating to
+    ``max_length`` and padding only if asked (by default the collator pads each batch to its longest row)."""
+    def encode(texts: list[str]) -> dict[str, list]:
+        return tokenizer(texts, truncation=True, max_length=max_length, padding=padding)
+
+    return encode
+
+
+def tokenize(ds: DatasetDict, encode: Encode) -> DatasetDict:
+    """Add the columns ``encode`` makes from each split's ``text`` column."""
+    return ds.map(lambda batch: encode(list(batch["text"])), batched=True, desc="tokenizing")
 
 
 @dataclass
@@ -38,7 +46,7 @@ class Run:
     trainer: Trainer
     tokenizer: PreTrainedTokenizerBase
     encoded: DatasetDict
-    max_length: int
+    encode: Encode
     learning_rate: float
     history: list[dict[str, float | None]] = field(default_factory=list)
     train_seconds: float = 0.0
@@ -71,12 +79,19 @@ class Run:
         return metrics.classification(self.predictions(split), self.encoded[split]["label"], len(self.labels))
 
     def classify(self, texts: list[str]) -> list[dict[str, object]]:
-        """Label new sentences with a ``text-classification`` pipeline over the trained model."""
+        """Label new sentences: encoded exactly as in training, the label with the highest
+        probability and that probability."""
         if not texts:
             raise ValueError("no sentences to classify")
-        clf = pipeline("text-classification", model=self.model, tokenizer=self.tokenizer)
-        return [{"text": t, "label": p["label"], "score": round(p["score"], 4)}
-                for t, p in zip(texts, clf(texts, truncation=True, max_length=self.max_length))]
+        encoded = self.encode(texts)
+        rows = [{key: encoded[key][i] for key in encoded} for i in range(len(texts))]
+        batch = DataCollatorWithPadding(self.tokenizer)(rows)
+        self.model.eval()
+        with torch.no_grad():
+            logits = self.model(**batch.to(self.model.device)).logits
+        probs = torch.softmax(logits.float(), dim=-1).cpu()
+        return [{"text": t, "label": self.labels[int(p.argmax())], "score": round(float(p.max()), 4)}
+                for t, p in zip(texts, probs)]
 
     def save(self, folder: Path) -> Path:
         """Save model and tokenizer (safetensors) so ``from_pretrained(folder)`` restores them."""
@@ -103,11 +118,12 @@ def _history(log: list[dict[str, float]], steps_per_epoch: int) -> list[dict[str
 def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: DatasetDict, *,
              lr: float, name: str, epochs: float | None = None, profile: settings.Profile | None = None,
              warmup: float = 0.1, pad_to: int | None = None, max_steps: int = -1,
-             evaluate_during: bool = True) -> Run:
+             evaluate_during: bool = True, encode: Encode | None = None) -> Run:
     """Fine-tune ``model`` on ``ds`` (text + label splits) with AdamW, linear warmup then decay.
 
     Sizes come from ``profile`` (default: the active one). ``pad_to`` pads every row to that length
-    instead of padding each batch to its longest row; ``max_steps`` caps the number of updates.
+    instead of padding each batch to its longest row; ``max_steps`` caps the number of updates;
+    ``encode`` replaces the plain tokenizer call (e.g. to add a decoder's start and extract tokens).
     The validation split is scored before the first step and ``profile.evals_per_epoch`` times per epoch.
     """
     profile = profile or settings.profile()
@@ -116,8 +132,8 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: Dat
     if isinstance(labels, ClassLabel) and labels.num_classes != model.config.num_labels:
         raise ValueError(f"the data has {labels.num_classes} labels but the model head has"
                          f" {model.config.num_labels}")
-    max_length = pad_to or profile.max_length
-    encoded = tokenize(ds, tokenizer, max_length, padding="max_length" if pad_to else False)
+    encode = encode or encoder(tokenizer, pad_to or profile.max_length, "max_length" if pad_to else False)
+    encoded = tokenize(ds, encode)
     steps_per_epoch = math.ceil(len(encoded["train"]) / profile.batch_size)
     every = max(1, steps_per_epoch // profile.evals_per_epoch)
     accuracy = metrics.load("accuracy")
@@ -143,7 +159,7 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: Dat
     seconds = time.perf_counter() - start - evaluating  # training only, validation passes excluded
     seen = int(round(output.metrics.get("train_samples_per_second", 0) * output.metrics["train_runtime"]))
     history = _history(trainer.state.log_history, steps_per_epoch)
-    return Run(name, trainer, tokenizer, encoded, max_length, lr, history, seconds, seen)
+    return Run(name, trainer, tokenizer, encoded, encode, lr, history, seconds, seen)
 
 
 def weight_change(before: PreTrainedModel, after: PreTrainedModel) -> float:
