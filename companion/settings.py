@@ -39,6 +39,7 @@ class Profile:
     large_lr_epochs: float
     hub_encoder: str
     hub_decoder: str
+    hub_base_decoder: str  # a base (not chat-tuned) decoder for in-context learning
     decoder_train_rows: int | None  # GPT-style fine-tuning: a pretrained decoder is ~10x slower per row
     lm_layers: int  # the small GPT-2 pretrained from scratch: layers, width, context,
     lm_width: int
@@ -49,24 +50,35 @@ class Profile:
     lm_eval_chars: int
     decode_samples: int  # continuations per decoding strategy, and their length in tokens
     decode_tokens: int
+    icl_test_rows: int  # test sentences scored per in-context-learning setting
+    icl_shots: tuple[int, ...]  # numbers of worked examples in the prompt
+    icl_draws: int  # random draws of the examples per number of shots
+    icl_orders: int  # orderings of the same four examples
+    chat_rows: int  # test sentences sent through the chat endpoint
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", train_rows=192, eval_rows=96, epochs=1, batch_size=16, max_length=64,
                      evals_per_epoch=2, large_lr_epochs=0.5, hub_encoder="distilbert-base-uncased",
-                     hub_decoder="gpt2", decoder_train_rows=48, lm_layers=2, lm_width=64, lm_context=64,
+                     hub_decoder="gpt2", hub_base_decoder="gemma-3-270m", decoder_train_rows=48,
+                     lm_layers=2, lm_width=64, lm_context=64,
                      lm_steps=6, lm_eval_blocks=16, lm_eval_texts=2, lm_eval_chars=400,
-                     decode_samples=2, decode_tokens=16),
+                     decode_samples=2, decode_tokens=16, icl_test_rows=8, icl_shots=(0, 1, 4), icl_draws=2,
+                     icl_orders=3, chat_rows=4),
     "cpu": Profile("cpu", train_rows=10_000, eval_rows=None, epochs=3, batch_size=32, max_length=64,
                    evals_per_epoch=2, large_lr_epochs=1, hub_encoder="distilbert-base-uncased",
-                   hub_decoder="gpt2", decoder_train_rows=600, lm_layers=4, lm_width=128, lm_context=128,
+                   hub_decoder="gpt2", hub_base_decoder="gemma-3-270m", decoder_train_rows=600,
+                   lm_layers=4, lm_width=128, lm_context=128,
                    lm_steps=200, lm_eval_blocks=128, lm_eval_texts=12, lm_eval_chars=1_500,
-                   decode_samples=5, decode_tokens=60),
+                   decode_samples=5, decode_tokens=60, icl_test_rows=100, icl_shots=(0, 1, 2, 4, 8, 16),
+                   icl_draws=3, icl_orders=8, chat_rows=40),
     "gpu": Profile("gpu", train_rows=None, eval_rows=None, epochs=3, batch_size=32, max_length=128,
                    evals_per_epoch=4, large_lr_epochs=1, hub_encoder="bert-base-uncased",
-                   hub_decoder="gpt2", decoder_train_rows=None, lm_layers=6, lm_width=384, lm_context=256,
+                   hub_decoder="gpt2", hub_base_decoder="gemma-3-270m", decoder_train_rows=None,
+                   lm_layers=6, lm_width=384, lm_context=256,
                    lm_steps=3_000, lm_eval_blocks=None, lm_eval_texts=52, lm_eval_chars=5_000,
-                   decode_samples=10, decode_tokens=100),
+                   decode_samples=10, decode_tokens=100, icl_test_rows=872,
+                   icl_shots=(0, 1, 2, 4, 8, 16, 32), icl_draws=10, icl_orders=24, chat_rows=200),
 }
 
 SOURCES = ("hub", "offline")

