@@ -29,6 +29,7 @@ test: setup
 
 benchmark: setup
 	$(BIN)/python benchmarks/padding.py
+	$(BIN)/python benchmarks/prefix_cache.py
 
 clean:
 	rm -rf _build $(VENV) book/results
