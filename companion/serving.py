@@ -49,7 +49,7 @@ class LocalServer:
         self.model, self.port, self.device = model, port or free_port(), device
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
-        self._log = tempfile.NamedTemporaryFile(prefix="transformers-serve-", suffix=".log", delete=False)
+        self._log = None  # the server's output, in a temporary file while it runs
 
     @property
     def base_url(self) -> str:
@@ -64,12 +64,13 @@ class LocalServer:
 
     def log_tail(self, chars: int = 2_000) -> str:
         """The end of the server's own output (it is written to a temporary file)."""
-        return Path(self._log.name).read_text(errors="replace")[-chars:]
+        return Path(self._log.name).read_text(errors="replace")[-chars:] if self._log else ""
 
     def start(self) -> LocalServer:
         """Start the process and wait until ``/health`` answers; raise with its log if it does not."""
         if port_open(self.port):
             raise ResourceError(f"port {self.port} on {HOST} is already in use; pick another")
+        self._log = tempfile.NamedTemporaryFile(prefix="transformers-serve-", suffix=".log", delete=False)
         env = {**os.environ, "HF_HUB_DISABLE_UPDATE_CHECK": "1", "TOKENIZERS_PARALLELISM": "false"}
         if Path(self.model).is_dir():
             env["HF_HUB_OFFLINE"] = "1"  # a local folder needs no hub
@@ -82,29 +83,36 @@ class LocalServer:
         deadline = time.monotonic() + self.startup_timeout
         while not self._healthy():
             if self.process.poll() is not None:
+                tail = self.log_tail()
+                self.stop()
                 raise ResourceError(f"transformers serve exited with code {self.process.returncode}"
-                                    f" (needs `pip install transformers[serving]`?):\n{self.log_tail()}")
+                                    f" (needs `pip install transformers[serving]`?):\n{tail}")
             if time.monotonic() > deadline:
+                tail = self.log_tail()
                 self.stop()
                 raise ResourceError(f"transformers serve did not answer within {self.startup_timeout:.0f} s:\n"
-                                    f"{self.log_tail()}")
+                                    f"{tail}")
             time.sleep(0.5)
         say(f"server ready at {self.base_url}")
         return self
 
     def stop(self) -> None:
-        """Stop the server's process group (terminate, then kill after 10 s). Safe to call twice."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
-        say(f"server on {HOST}:{self.port} stopped")
+        """Stop the server's process group (terminate, then kill after 10 s) and delete its log.
+        Safe to call twice."""
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            except ProcessLookupError:
+                pass
+            say(f"server on {HOST}:{self.port} stopped")
+        if self._log is not None:
+            self._log.close()
+            Path(self._log.name).unlink(missing_ok=True)
+            self._log = None
 
     def __enter__(self) -> LocalServer:
         return self.start()

@@ -1,5 +1,6 @@
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -28,9 +29,12 @@ def test_local_server_starts_answers_and_stops_freeing_its_port(server):  # runs
     endpoint = serving.Endpoint(server.base_url, server.model, local=True)
     answer = endpoint.chat([{"role": "user", "content": "Say hello."}], max_tokens=5, temperature=0.0)
     assert isinstance(answer, str) and answer.strip()
+    log = Path(server._log.name)
+    assert log.is_file()
     server.stop()
     assert server.process.poll() is not None
     assert not serving.port_open(server.port)
+    assert not log.exists()  # the server's output file goes with it
     server.stop()  # a second stop is harmless
 
 
