@@ -13,10 +13,10 @@ from itertools import chain
 import torch
 from datasets import DatasetDict
 from transformers import (GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase, Trainer,
-                          TrainingArguments, default_data_collator, set_seed)
+                          default_data_collator, set_seed)
 
 from . import resources, settings
-from .training import Encode
+from .training import Encode, arguments, timed_train
 
 START, EXTRACT = "<|start|>", "<|extract|>"
 
@@ -136,21 +136,17 @@ def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, blocks:
     profile = profile or settings.profile()
     every = max(1, steps // evals)
     set_seed(settings.SEED)
-    args = TrainingArguments(
-        output_dir=str(settings.cache_dir() / "runs" / name), max_steps=steps, learning_rate=lr,
-        lr_scheduler_type="cosine", warmup_steps=0.05, weight_decay=0.01, max_grad_norm=1.0,
-        per_device_train_batch_size=profile.batch_size, per_device_eval_batch_size=profile.batch_size,
-        eval_strategy="steps", eval_steps=every, eval_on_start=True, logging_steps=every, save_strategy="no",
-        report_to="none", seed=settings.SEED, dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=not torch.cuda.is_available())
+    args = arguments(
+        name, max_steps=steps, learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=0.05,
+        weight_decay=0.01, max_grad_norm=1.0, per_device_train_batch_size=profile.batch_size,
+        per_device_eval_batch_size=profile.batch_size, eval_strategy="steps", eval_steps=every,
+        eval_on_start=True, logging_steps=every)
     held_out = blocks["validation"]
     if profile.lm_eval_blocks is not None and len(held_out) > profile.lm_eval_blocks:
         held_out = held_out.shuffle(seed=settings.SEED).select(range(profile.lm_eval_blocks))
     trainer = Trainer(model=model, args=args, train_dataset=blocks["train"], eval_dataset=held_out,
                       data_collator=default_data_collator)
-    start = time.perf_counter()
-    trainer.train()
-    evaluating = sum(entry.get("eval_runtime", 0.0) for entry in trainer.state.log_history)
+    _, seconds = timed_train(trainer)
     history, last = [], None
     for entry in trainer.state.log_history:
         last = entry.get("loss", last)
@@ -158,7 +154,7 @@ def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, blocks:
             history.append({"step": entry["step"], "train_loss": last, "eval_loss": entry["eval_loss"],
                             "eval_perplexity": math.exp(entry["eval_loss"])})
     context = len(blocks["train"][0]["input_ids"])
-    return Pretraining(trainer, history, time.perf_counter() - start - evaluating,
+    return Pretraining(trainer, history, seconds,
                        steps * profile.batch_size * context)
 
 

