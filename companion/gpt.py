@@ -30,17 +30,6 @@ def causal_mask(n: int) -> torch.Tensor:
     return torch.ones(n, n, dtype=torch.bool).tril()
 
 
-def attention(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str) -> tuple[list[str], torch.Tensor]:
-    """The tokens of ``text`` and the model's attention weights, shaped (layers, heads, query, key)."""
-    model.set_attn_implementation("eager")  # the fused kernels do not return their weights
-    batch = tokenizer(text, return_tensors="pt").to(model.device)
-    model.eval()
-    with torch.no_grad():
-        out = model(**batch, output_attentions=True)
-    pieces = tokenizer.convert_ids_to_tokens(batch["input_ids"][0])
-    return pieces, torch.stack(out.attentions).squeeze(1).float().cpu()
-
-
 # (part, substrings of a parameter name) for GPT-2 and Llama-style decoders; first match wins.
 PARTS = (("position embeddings", (".wpe.",)), ("transformer blocks", (".h.", ".layers.")),
          ("LM head (untied)", ("lm_head",)), ("classification head", ("score",)), ("final norm", ("ln_f", "norm")))
@@ -320,7 +309,9 @@ def gpt_encoder(tokenizer: PreTrainedTokenizerBase, max_length: int) -> Encode:
     if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in (start, extract):
         raise ValueError("the tokenizer lacks <|start|> / <|extract|>: build it with decoder_classifier")
 
-    def encode(texts: list[str]) -> dict[str, list]:
+    def encode(texts: list[str], pairs: list[str] | None = None) -> dict[str, list]:
+        if pairs is not None:
+            raise ValueError("the [Start] text [Extract] format holds one text, not a pair")
         body = tokenizer(texts, add_special_tokens=False, truncation=True, max_length=max_length - 2)["input_ids"]
         ids = [[start, *row, extract] for row in body]
         return {"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]}

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
+from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
+                          AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer,
                           PreTrainedModel, PreTrainedTokenizerBase, set_seed)
 
 from . import settings
@@ -52,8 +53,13 @@ MODELS: dict[str, ModelEntry] = {
     "distilbert-base-uncased": ModelEntry("distilbert-base-uncased", None,
                                           "DistilBERT, 6 layers x 768, 66M parameters"),
     "bert-base-uncased": ModelEntry("bert-base-uncased", None, "BERT base, 12 layers x 768, 110M parameters"),
+    "bert-base-chinese": ModelEntry("bert-base-chinese", None,
+                                    "BERT base for Chinese (character vocabulary), 12 layers x 768, 102M parameters"),
     "SmolLM2-135M-Instruct": ModelEntry("HuggingFaceTB/SmolLM2-135M-Instruct", SMOLLM2,
                                         "Llama-style decoder, 30 layers x 576, 135M parameters, chat-tuned"),
+    "t5-small": ModelEntry("google-t5/t5-small", None, "T5 small, 6 + 6 layers x 512, 60M parameters"),
+    "flan-t5-small": ModelEntry("google/flan-t5-small", None,
+                                "T5 small instruction-tuned on the FLAN task collection, 77M parameters"),
     "gpt2": ModelEntry("openai-community/gpt2", None, "GPT-2 small, 12 layers x 768, 124M parameters"),
     "gemma-3-270m": ModelEntry("google/gemma-3-270m", GEMMA3,
                                "Gemma 3 base decoder, 18 layers x 640, 268M parameters (Gemma Terms of Use;"
@@ -141,17 +147,42 @@ class Classifier(NamedTuple):
     resolved: Resolved
 
 
-def classifier(name: str, labels: list[str]) -> Classifier:
-    """Load ``name`` with a freshly initialised classification head over ``labels``."""
-    if len(labels) < 2:
-        raise ValueError(f"a classifier needs at least two labels, got {labels!r}")
+def _with_head(auto: type, name: str, **options: object) -> Classifier:
     where = resolve(name)
     set_seed(settings.SEED)  # the new head's random initialisation is the same on every run
-    model, info = AutoModelForSequenceClassification.from_pretrained(
-        where.location, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)}, output_loading_info=True)
+    model, info = auto.from_pretrained(where.location, output_loading_info=True, **options)
     tok = AutoTokenizer.from_pretrained(where.location)
     return Classifier(model, tok, sorted(info["missing_keys"]), where)
+
+
+def _labelled(labels: list[str]) -> dict[str, object]:
+    if len(labels) < 2:
+        raise ValueError(f"a classifier needs at least two labels, got {labels!r}")
+    return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)}}
+
+
+def classifier(name: str, labels: list[str]) -> Classifier:
+    """Load ``name`` with a freshly initialised classification head over ``labels``."""
+    return _with_head(AutoModelForSequenceClassification, name, **_labelled(labels))
+
+
+def token_classifier(name: str, labels: list[str]) -> Classifier:
+    """Load encoder ``name`` with a new linear layer giving each token one of ``labels``."""
+    return _with_head(AutoModelForTokenClassification, name, **_labelled(labels))
+
+
+def question_answerer(name: str) -> Classifier:
+    """Load encoder ``name`` with a new linear layer giving each token a start and an end logit."""
+    return _with_head(AutoModelForQuestionAnswering, name)
+
+
+def masked_lm(name: str) -> LanguageModel:
+    """Load an encoder with its pretrained masked-language-model head, in evaluation mode (hub only:
+    no offline encoder ships one)."""
+    where = resolve(name)
+    return LanguageModel(AutoModelForMaskedLM.from_pretrained(where.location).eval(),
+                         AutoTokenizer.from_pretrained(where.location), where)
 
 
 def offline_providers() -> dict[str, Provider]:

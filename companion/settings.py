@@ -12,6 +12,7 @@ Notebooks never hard-code sizes: they read them from :func:`profile`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import urllib.error
@@ -55,6 +56,17 @@ class Profile:
     icl_draws: int  # random draws of the examples per number of shots
     icl_orders: int  # orderings of the same four examples
     chat_rows: int  # test sentences sent through the chat endpoint
+    mlm_length: int  # the small BERT: longest sentence pair in tokens, and optimizer steps
+    mlm_steps: int
+    task_train_rows: int | None  # fine-tuning rows per BERT task (pairs, tags, questions)
+    task_eval_rows: int | None  # and validation / test rows
+    task_epochs: float  # epochs per BERT task
+    qa_train_rows: int | None  # training questions (each is one to a few windows)
+    qa_max_length: int  # question + context window, and the overlap of consecutive windows
+    qa_stride: int
+    t5_task_rows: int | None  # text-to-text fine-tuning: training pairs per task, epochs, longest input
+    t5_epochs: float
+    t5_max_source: int
 
 
 PROFILES: dict[str, Profile] = {
@@ -64,21 +76,29 @@ PROFILES: dict[str, Profile] = {
                      lm_layers=2, lm_width=64, lm_context=64,
                      lm_steps=6, lm_eval_blocks=16, lm_eval_texts=2, lm_eval_chars=400,
                      decode_samples=2, decode_tokens=16, icl_test_rows=8, icl_shots=(0, 1, 4), icl_draws=2,
-                     icl_orders=3, chat_rows=4),
+                     icl_orders=3, chat_rows=4, mlm_length=64, mlm_steps=6, task_train_rows=64,
+                     task_eval_rows=32, task_epochs=1, qa_train_rows=32, qa_max_length=128, qa_stride=32,
+                     t5_task_rows=32, t5_epochs=1, t5_max_source=128),
     "cpu": Profile("cpu", train_rows=10_000, eval_rows=None, epochs=3, batch_size=32, max_length=64,
                    evals_per_epoch=2, large_lr_epochs=1, hub_encoder="distilbert-base-uncased",
                    hub_decoder="gpt2", hub_base_decoder="gemma-3-270m", decoder_train_rows=600,
                    lm_layers=4, lm_width=128, lm_context=128,
                    lm_steps=200, lm_eval_blocks=128, lm_eval_texts=12, lm_eval_chars=1_500,
                    decode_samples=5, decode_tokens=60, icl_test_rows=100, icl_shots=(0, 1, 2, 4, 8, 16),
-                   icl_draws=3, icl_orders=8, chat_rows=40),
+                   icl_draws=3, icl_orders=8, chat_rows=40, mlm_length=64, mlm_steps=300,
+                   task_train_rows=2_000, task_eval_rows=500, task_epochs=1,
+                   qa_train_rows=1_000, qa_max_length=192, qa_stride=64,
+                   t5_task_rows=1_000, t5_epochs=3, t5_max_source=256),
     "gpu": Profile("gpu", train_rows=None, eval_rows=None, epochs=3, batch_size=32, max_length=128,
                    evals_per_epoch=4, large_lr_epochs=1, hub_encoder="bert-base-uncased",
                    hub_decoder="gpt2", hub_base_decoder="gemma-3-270m", decoder_train_rows=None,
                    lm_layers=6, lm_width=384, lm_context=256,
                    lm_steps=3_000, lm_eval_blocks=None, lm_eval_texts=52, lm_eval_chars=5_000,
                    decode_samples=10, decode_tokens=100, icl_test_rows=872,
-                   icl_shots=(0, 1, 2, 4, 8, 16, 32), icl_draws=10, icl_orders=24, chat_rows=200),
+                   icl_shots=(0, 1, 2, 4, 8, 16, 32), icl_draws=10, icl_orders=24, chat_rows=200,
+                   mlm_length=128, mlm_steps=5_000, task_train_rows=None, task_eval_rows=None, task_epochs=2,
+                   qa_train_rows=None, qa_max_length=384, qa_stride=128,
+                   t5_task_rows=None, t5_epochs=3, t5_max_source=512),
 }
 
 SOURCES = ("hub", "offline")
@@ -86,6 +106,14 @@ SOURCES = ("hub", "offline")
 
 class ConfigError(ValueError):
     """An environment variable holds a value the companion does not know."""
+
+
+def task_profile(base: Profile | None = None) -> Profile:
+    """The profile with ``train_rows`` / ``eval_rows`` / ``epochs`` set to its ``task_*`` sizes: those
+    of the BERT chapter's fine-tuning tasks."""
+    base = base or profile()
+    return dataclasses.replace(base, train_rows=base.task_train_rows, eval_rows=base.task_eval_rows,
+                               epochs=base.task_epochs)
 
 
 def profile() -> Profile:

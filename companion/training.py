@@ -22,14 +22,16 @@ from transformers.trainer_utils import TrainOutput
 from . import data, heads, metrics, settings
 
 
-Encode = Callable[[list[str]], dict[str, list]]
+# texts (and, for pair tasks, their second sentences) -> model inputs
+Encode = Callable[[list[str], "list[str] | None"], dict[str, list]]
 
 
 def encoder(tokenizer: PreTrainedTokenizerBase, max_length: int, padding: bool | str = False) -> Encode:
-    """The default text -> ``input_ids`` / ``attention_mask`` function: the tokenizer, truncating to
-    ``max_length`` and padding only if asked (by default the collator pads each batch to its longest row)."""
-    def encode(texts: list[str]) -> dict[str, list]:
-        return tokenizer(texts, truncation=True, max_length=max_length, padding=padding)
+    """The default text (or text pair) -> ``input_ids`` / ``attention_mask`` function: the tokenizer,
+    truncating to ``max_length`` and padding only if asked (by default the collator pads each batch
+    to its longest row)."""
+    def encode(texts: list[str], pairs: list[str] | None = None) -> dict[str, list]:
+        return tokenizer(texts, pairs, truncation=True, max_length=max_length, padding=padding)
 
     return encode
 
@@ -53,8 +55,10 @@ def timed_train(trainer: Trainer) -> tuple[TrainOutput, float]:
 
 
 def tokenize(ds: DatasetDict, encode: Encode) -> DatasetDict:
-    """Add the columns ``encode`` makes from each split's ``text`` column."""
-    return ds.map(lambda batch: encode(list(batch["text"])), batched=True, desc="tokenizing")
+    """Add the columns ``encode`` makes from each split's ``text`` column (and ``text_pair``, for
+    a sentence-pair task)."""
+    return ds.map(lambda batch: encode(list(batch["text"]), list(batch["text_pair"]) if "text_pair" in batch
+                                       else None), batched=True, desc="tokenizing")
 
 
 @dataclass
@@ -97,12 +101,14 @@ class Run:
         """Accuracy, precision, recall, F1 and confusion matrix on a split."""
         return metrics.classification(self.predictions(split), self.encoded[split]["label"], len(self.labels))
 
-    def classify(self, texts: list[str]) -> list[dict[str, object]]:
-        """Label new sentences: encoded exactly as in training, the label with the highest
-        probability and that probability."""
+    def classify(self, texts: list[str], pairs: list[str] | None = None) -> list[dict[str, object]]:
+        """Label new sentences (or sentence pairs): encoded exactly as in training, the label with the
+        highest probability and that probability."""
         if not texts:
             raise ValueError("no sentences to classify")
-        encoded = self.encode(texts)
+        if pairs is not None and len(pairs) != len(texts):
+            raise ValueError(f"{len(texts)} first sentences but {len(pairs)} second sentences")
+        encoded = self.encode(texts, pairs)
         rows = [{key: encoded[key][i] for key in encoded} for i in range(len(texts))]
         batch = DataCollatorWithPadding(self.tokenizer)(rows)
         self.model.eval()

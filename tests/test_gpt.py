@@ -5,7 +5,7 @@ import torch
 from datasets import Dataset, DatasetDict
 from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
 
-from companion import gpt, resources, settings
+from companion import attention, gpt, resources, settings
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_changing_a_future_token_leaves_earlier_predictions_unchanged(tiny):
 
 
 def test_attention_weights_above_the_diagonal_are_zero(tiny, gpt2_tok):
-    pieces, weights = gpt.attention(tiny, gpt2_tok, "The jury said it did find that")
+    pieces, weights = attention.weights(tiny, gpt2_tok, "The jury said it did find that")
     n = len(pieces)
     assert weights.shape == (2, 2, n, n)
     assert torch.all(weights.masked_select(~gpt.causal_mask(n)) == 0)

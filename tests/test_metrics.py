@@ -5,7 +5,7 @@ from sklearn import metrics as sk
 from companion import metrics
 
 
-@pytest.mark.parametrize("name", metrics.NAMES)
+@pytest.mark.parametrize("name", metrics.CLASSIFICATION)
 def test_offline_modules_load_through_evaluate_and_match_sklearn(name):
     rng = np.random.default_rng(0)
     preds, refs = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
@@ -36,3 +36,18 @@ def test_classification_refuses_mismatched_inputs():
 def test_unknown_metric_is_named():
     with pytest.raises(ValueError, match="unknown metric 'bleu'"):
         metrics.load("bleu")
+
+
+def test_squad_scores_like_the_official_script():
+    refs = [{"id": "a", "answers": {"text": ["the Eiffel Tower", "Eiffel Tower"], "answer_start": [0, 4]}},
+            {"id": "b", "answers": {"text": ["17.56 million"], "answer_start": [10]}}]
+    preds = [{"id": "a", "prediction_text": "Eiffel tower!"}, {"id": "b", "prediction_text": "about 17.56"}]
+    result = metrics.load("squad").compute(predictions=preds, references=refs)
+    # a: exact after normalization; b: 1 common token, precision 1/2, recall 1/2
+    assert result == {"exact_match": pytest.approx(50.0), "f1": pytest.approx(75.0)}
+
+
+def test_squad_refuses_a_prediction_without_reference():
+    with pytest.raises(ValueError, match="no reference"):
+        metrics.load("squad").compute(predictions=[{"id": "x", "prediction_text": ""}],
+                                      references=[{"id": "y", "answers": {"text": ["a"], "answer_start": [0]}}])

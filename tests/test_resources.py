@@ -117,7 +117,7 @@ def test_unprovisioned_file_says_to_fetch(monkeypatch, tmp_path):
 
 def test_fetch_provisions_every_offline_resource(provisioned):
     assert set(provisioned) == {"all-MiniLM-L6-v2", "SmolLM2-135M-Instruct", "gemma-3-270m", "gpt2-tokenizer",
-                                "movie-sentiment", "brown"}
+                                "movie-sentiment", "brown", "sentence-pairs", "token-tags", "qa"}
     assert all(Path(p).exists() for p in provisioned.values())
 
 

@@ -15,7 +15,8 @@ from sklearn.metrics import confusion_matrix
 
 from .. import settings
 
-NAMES = ("accuracy", "precision", "recall", "f1")
+CLASSIFICATION = ("accuracy", "precision", "recall", "f1")
+NAMES = (*CLASSIFICATION, "squad")
 _HERE = Path(__file__).parent
 
 
@@ -38,7 +39,7 @@ def classification(predictions: list[int] | np.ndarray, references: list[int] | 
                          f" got {predictions.size} and {references.size}")
     average = {"average": "binary"} if num_labels == 2 else {"average": "macro"}
     scores: dict[str, object] = {}
-    for name in NAMES:
+    for name in CLASSIFICATION:
         kwargs = {} if name == "accuracy" else {**average, "zero_division": 0}
         scores.update(load(name).compute(predictions=predictions, references=references, **kwargs))
     scores["confusion_matrix"] = confusion_matrix(references, predictions, labels=range(num_labels)).tolist()

@@ -1,0 +1,425 @@
+"""BERT, the encoder-only transformer: its three embeddings, masked-language-model and next-sentence
+pretraining, and fine-tuning for the four task types of the BERT paper (single sentences, sentence
+pairs, extractive question answering, token tagging).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from transformers import (BertConfig, BertForPreTraining, BertModel, DataCollatorForTokenClassification,
+                          DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase, Trainer,
+                          default_data_collator, set_seed)
+
+from . import data, metrics, qa, settings
+from .training import arguments, timed_train
+
+NSP_LABELS = ["next", "random"]  # BertForPreTraining: 0 = B follows A, 1 = B is a random sentence
+
+
+# --- architecture ---------------------------------------------------------------------------------
+
+def embedding_parts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, first: str, second: str
+                    ) -> dict[str, object]:
+    """The input of a BERT encoder for a sentence pair, piece by piece: the tokens, their segment
+    ids, the three embedding tables' rows (token, position, segment; each (tokens, width)), their
+    sum, and the largest gap between LayerNorm(sum) and the model's own embedding output."""
+    base = model.base_model
+    batch = tokenizer(first, second, return_tensors="pt").to(model.device)
+    ids, segments = batch["input_ids"], batch["token_type_ids"]
+    positions = torch.arange(ids.shape[1], device=ids.device)[None]
+    emb = base.embeddings
+    parts = {"token": emb.word_embeddings(ids)[0], "position": emb.position_embeddings(positions)[0],
+             "segment": emb.token_type_embeddings(segments)[0]}
+    total = parts["token"] + parts["position"] + parts["segment"]
+    model.eval()
+    with torch.no_grad():
+        theirs = emb(input_ids=ids, token_type_ids=segments)[0]
+        gap = float((emb.LayerNorm(total) - theirs).abs().max())
+    return {"tokens": tokenizer.convert_ids_to_tokens(ids[0]), "segments": segments[0].tolist(),
+            **{k: v.detach() for k, v in parts.items()}, "sum": total.detach(), "gap": gap}
+
+
+BERT_SIZES = {"BERT-base": BertConfig(),  # transformers' defaults are bert-base-uncased's
+              "BERT-large": BertConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                       intermediate_size=4096)}
+
+
+def size_table(configs: dict[str, BertConfig] = BERT_SIZES) -> list[dict[str, object]]:
+    """Layers, width, heads and parameter counts (embeddings, encoder layers, pooler, total) of a
+    ``BertModel`` built from each config, on the meta device (shapes only, no memory)."""
+    rows = []
+    for name, config in configs.items():
+        with torch.device("meta"):
+            model = BertModel(config)
+        count = {part: sum(p.numel() for p in getattr(model, part).parameters())
+                 for part in ("embeddings", "encoder", "pooler")}
+        rows.append({"model": name, "layers": config.num_hidden_layers, "width": config.hidden_size,
+                     "heads": config.num_attention_heads, **count, "total": sum(count.values())})
+    return rows
+
+
+# --- masked language model ------------------------------------------------------------------------
+
+def mask_tokens(input_ids: torch.Tensor, special_tokens_mask: torch.Tensor, mask_token_id: int, vocab_size: int,
+                probability: float = 0.15, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's masking: select each non-special token with ``probability``; of the selected, 80 % become
+    ``[MASK]``, 10 % a random token, 10 % stay as they are. Returns the new inputs and the labels
+    (the original id where selected, -100 elsewhere, so the loss reads only selected positions).
+    The random draws come in the order ``DataCollatorForLanguageModeling`` makes them."""
+    if not 0 < probability < 1:
+        raise ValueError(f"the masking probability must be between 0 and 1, got {probability}")
+    inputs, labels = input_ids.clone(), input_ids.clone()
+    chance = torch.full(labels.shape, probability).masked_fill_(special_tokens_mask.bool(), 0.0)
+    selected = torch.bernoulli(chance, generator=generator).bool()
+    labels[~selected] = -100
+    masked = torch.bernoulli(torch.full(labels.shape, 0.8), generator=generator).bool() & selected
+    inputs[masked] = mask_token_id
+    # half of the remaining 20 %: a random token
+    randomized = torch.bernoulli(torch.full(labels.shape, 0.5), generator=generator).bool() & selected & ~masked
+    random_ids = torch.randint(vocab_size, labels.shape, dtype=torch.long, generator=generator)
+    inputs[randomized] = random_ids[randomized]
+    return inputs, labels
+
+
+def masking_shares(original: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor, mask_token_id: int,
+                   special_tokens_mask: torch.Tensor) -> dict[str, float]:
+    """What masking did: the share of non-special tokens selected, and of the selected the shares
+    now ``[MASK]``, another token, or unchanged (a random draw of the same token counts as unchanged)."""
+    selected = labels != -100
+    n = int(selected.sum())
+    if n == 0:
+        raise ValueError("no token was selected")
+    return {"selected": n / int((~special_tokens_mask.bool()).sum()),
+            "mask": int((inputs[selected] == mask_token_id).sum()) / n,
+            "random": int(((inputs != original) & (inputs != mask_token_id))[selected].sum()) / n,
+            "unchanged": int((inputs[selected] == original[selected]).sum()) / n}
+
+
+# --- next sentence prediction ---------------------------------------------------------------------
+
+def next_sentence_pairs(documents: list[list[str]], seed: int = settings.SEED) -> Dataset:
+    """Sentence pairs ``text`` / ``text_pair`` with ``label`` ``next`` (B follows A in its
+    document) or ``random`` (B is a random sentence of another document), half and half by a
+    seeded coin per pair. Every sentence that has a successor starts one pair."""
+    docs = [[s for s in doc if s.strip()] for doc in documents]
+    if sum(len(d) > 1 for d in docs) == 0:
+        raise ValueError("no document has two sentences")
+    if len([d for d in docs if d]) < 2:
+        raise ValueError("random pairs need sentences from at least two documents")
+    rng = random.Random(seed)
+    rows: dict[str, list] = {"text": [], "text_pair": [], "label": []}
+    for d, doc in enumerate(docs):
+        for i in range(len(doc) - 1):
+            if rng.random() < 0.5:
+                second, label = doc[i + 1], 0
+            else:
+                other = rng.choice([k for k in range(len(docs)) if k != d and docs[k]])
+                second, label = rng.choice(docs[other]), 1
+            rows["text"].append(doc[i])
+            rows["text_pair"].append(second)
+            rows["label"].append(label)
+    features = Features({"text": Value("string"), "text_pair": Value("string"),
+                         "label": ClassLabel(names=NSP_LABELS)})
+    return Dataset.from_dict(rows, features=features)
+
+
+# --- pretraining a small BERT ---------------------------------------------------------------------
+
+def small_bert(tokenizer: PreTrainedTokenizerBase, profile: settings.Profile | None = None) -> BertForPreTraining:
+    """A BERT with both pretraining heads and random (seeded) weights, sized by the profile:
+    ``lm_layers`` layers of width ``lm_width`` (64 per head), ``mlm_length`` positions."""
+    profile = profile or settings.profile()
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=profile.lm_width,
+                        num_hidden_layers=profile.lm_layers, num_attention_heads=max(1, profile.lm_width // 64),
+                        intermediate_size=4 * profile.lm_width, max_position_embeddings=profile.mlm_length,
+                        pad_token_id=tokenizer.pad_token_id)
+    set_seed(settings.SEED)
+    return BertForPreTraining(config)
+
+
+def pair_features(pairs: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int) -> DatasetDict:
+    """``[CLS] A [SEP] B [SEP]`` (each side truncated to fit), segment ids, which tokens are special,
+    and ``next_sentence_label``."""
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        enc = tokenizer(batch["text"], batch["text_pair"], truncation="longest_first", max_length=max_length,
+                        return_special_tokens_mask=True)
+        enc["next_sentence_label"] = batch["label"]
+        return enc
+
+    return pairs.map(encode, batched=True, remove_columns=pairs["train"].column_names, desc="tokenizing pairs")
+
+
+@dataclass
+class PretrainingCollator:
+    """Pads a batch of :func:`pair_features` rows and masks it with :func:`mask_tokens`."""
+
+    tokenizer: PreTrainedTokenizerBase
+    probability: float = 0.15
+    generator: torch.Generator | None = None
+
+    def __call__(self, rows: list[dict[str, list]]) -> dict[str, torch.Tensor]:
+        batch = DataCollatorWithPadding(self.tokenizer)(rows)
+        special = batch.pop("special_tokens_mask") | (batch["attention_mask"] == 0)
+        batch["input_ids"], batch["labels"] = mask_tokens(
+            batch["input_ids"], special, self.tokenizer.mask_token_id, len(self.tokenizer), self.probability,
+            self.generator)
+        return dict(batch)
+
+
+def pretraining_losses(output, labels: torch.Tensor, next_sentence_label: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two cross-entropies ``BertForPreTraining`` adds up: masked tokens, and next sentence."""
+    mlm = torch.nn.functional.cross_entropy(output.prediction_logits.flatten(0, 1).float(), labels.flatten(),
+                                            ignore_index=-100)
+    nsp = torch.nn.functional.cross_entropy(output.seq_relationship_logits.float(), next_sentence_label)
+    return mlm, nsp
+
+
+class _TwoLossTrainer(Trainer):
+    """A Trainer that keeps the masked-LM and next-sentence losses of every training step apart."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.steps: list[tuple[float, float]] = []
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels, nsp_labels = inputs.pop("labels"), inputs.pop("next_sentence_label")
+        output = model(**inputs)
+        mlm, nsp = pretraining_losses(output, labels, nsp_labels)
+        if model.training:
+            self.steps.append((float(mlm.detach()), float(nsp.detach())))
+        loss = mlm + nsp
+        return (loss, output) if return_outputs else loss
+
+
+@dataclass
+class BertPretraining:
+    """A finished MLM + NSP run: the model, the per-step losses, held-out scores before and after."""
+
+    trainer: Trainer
+    mlm_losses: list[float]
+    nsp_losses: list[float]
+    before: dict[str, float]
+    after: dict[str, float]
+    train_seconds: float
+
+    @property
+    def model(self) -> PreTrainedModel:
+        return self.trainer.model
+
+
+def held_out_scores(model: PreTrainedModel, features: Dataset, tokenizer: PreTrainedTokenizerBase,
+                    batch_size: int = 64) -> dict[str, float]:
+    """Masked-LM loss and accuracy on the selected tokens, next-sentence loss and accuracy, on
+    ``features`` masked with a fixed seed (the same masks at every call)."""
+    collate = PretrainingCollator(tokenizer, generator=torch.Generator().manual_seed(settings.SEED))
+    model.eval()
+    mlm_loss = nsp_loss = hits = picked = nsp_hits = 0.0
+    for start in range(0, len(features), batch_size):
+        batch = collate([features[i] for i in range(start, min(start + batch_size, len(features)))])
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        labels, nsp_labels = batch.pop("labels"), batch.pop("next_sentence_label")
+        with torch.no_grad():
+            out = model(**batch)
+        mlm, nsp = pretraining_losses(out, labels, nsp_labels)
+        chosen = labels != -100
+        mlm_loss += float(mlm) * int(chosen.sum())
+        nsp_loss += float(nsp) * len(nsp_labels)
+        hits += int((out.prediction_logits.argmax(-1)[chosen] == labels[chosen]).sum())
+        picked += int(chosen.sum())
+        nsp_hits += int((out.seq_relationship_logits.argmax(-1) == nsp_labels).sum())
+    return {"mlm_loss": mlm_loss / picked, "mlm_accuracy": hits / picked,
+            "nsp_loss": nsp_loss / len(features), "nsp_accuracy": nsp_hits / len(features)}
+
+
+def pretrain(model: BertForPreTraining, tokenizer: PreTrainedTokenizerBase, features: DatasetDict, *, steps: int,
+             lr: float = 1e-3, name: str = "bert-pretraining", eval_rows: int = 512,
+             profile: settings.Profile | None = None) -> BertPretraining:
+    """Train both objectives for ``steps`` updates of ``batch_size`` pairs (AdamW, warmup then
+    linear decay); score ``eval_rows`` validation pairs before and after."""
+    profile = profile or settings.profile()
+    held_out = features["validation"].shuffle(seed=settings.SEED).select(
+        range(min(eval_rows, len(features["validation"]))))
+    before = held_out_scores(model, held_out, tokenizer)
+    set_seed(settings.SEED)
+    args = arguments(name, max_steps=steps, learning_rate=lr, warmup_steps=0.06, weight_decay=0.01,
+                     max_grad_norm=1.0, per_device_train_batch_size=profile.batch_size,
+                     logging_steps=max(1, steps // 10), remove_unused_columns=False)
+    collate = PretrainingCollator(tokenizer, generator=torch.Generator().manual_seed(settings.SEED))
+    trainer = _TwoLossTrainer(model=model, args=args, train_dataset=features["train"], data_collator=collate)
+    _, seconds = timed_train(trainer)
+    after = held_out_scores(model, held_out, tokenizer)
+    mlm, nsp = (list(x) for x in zip(*trainer.steps))
+    return BertPretraining(trainer, mlm, nsp, before, after, seconds)
+
+
+def fill_mask(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str, k: int = 5
+              ) -> list[list[tuple[str, float]]]:
+    """For each ``[MASK]`` in ``text``, the ``k`` most probable tokens and their probabilities, from
+    a masked-LM head (``BertForPreTraining`` or ``AutoModelForMaskedLM``)."""
+    batch = tokenizer(text, return_tensors="pt").to(model.device)
+    where = (batch["input_ids"][0] == tokenizer.mask_token_id).nonzero().flatten()
+    if len(where) == 0:
+        raise ValueError(f"the text has no {tokenizer.mask_token} token: {text!r}")
+    model.eval()
+    with torch.no_grad():
+        out = model(**batch)
+    logits = getattr(out, "prediction_logits", None)
+    logits = out.logits if logits is None else logits
+    probs = torch.softmax(logits[0, where].float(), dim=-1)
+    top = probs.topk(k)
+    return [[(tokenizer.convert_ids_to_tokens(int(i)), float(p)) for p, i in zip(ps, ids)]
+            for ps, ids in zip(top.values, top.indices)]
+
+
+# --- fine-tuning: what is trained -----------------------------------------------------------------
+
+def freeze_pretrained(model: PreTrainedModel, new_weights: list[str]) -> tuple[int, int]:
+    """Freeze every pretrained parameter, leaving only the newly initialised ones (the head) to train;
+    returns (trainable, total) parameter counts."""
+    new = set(new_weights)
+    if not new & {n for n, _ in model.named_parameters()}:
+        raise ValueError("none of new_weights is a parameter of the model: nothing would train")
+    for name, param in model.named_parameters():
+        param.requires_grad = name in new
+    return (sum(p.numel() for p in model.parameters() if p.requires_grad),
+            sum(p.numel() for p in model.parameters()))
+
+
+# --- token classification -------------------------------------------------------------------------
+
+def align_labels(word_ids: list[int | None], word_labels: list[int]) -> list[int]:
+    """One label per word piece: the word's label on its first piece, -100 (not scored) on its other
+    pieces and on special tokens."""
+    labels, previous = [], None
+    for word in word_ids:
+        labels.append(-100 if word is None or word == previous else word_labels[word])
+        previous = word
+    return labels
+
+
+def token_features(ds: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int) -> DatasetDict:
+    """Tokenize pre-split words (``tokens``) into pieces and align ``tags`` to ``labels``."""
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
+        enc["labels"] = [align_labels(enc.word_ids(i), tags) for i, tags in enumerate(batch["tags"])]
+        return enc
+
+    return ds.map(encode, batched=True, remove_columns=ds["train"].column_names, desc="aligning tags")
+
+
+def token_scores(logits: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, object]:
+    """Word-level accuracy (first pieces only), macro F1 over the tags present, per-tag accuracy."""
+    keep = labels != -100
+    pred, gold = logits.argmax(-1)[keep], labels[keep]
+    if gold.size == 0:
+        raise ValueError("no scored token")
+    scores = metrics.classification(pred, gold, len(names))
+    present = sorted(set(gold.tolist()))
+    f1 = metrics.load("f1").compute(predictions=pred, references=gold, average="macro", labels=present)["f1"]
+    per_tag = {names[t]: float((pred[gold == t] == t).mean()) for t in present}
+    return {"accuracy": scores["accuracy"], "macro_f1": f1, "per_tag_accuracy": per_tag, "words": int(gold.size)}
+
+
+@dataclass
+class TaskRun:
+    """A finished fine-tuning run of a token-tagging or question-answering model."""
+
+    trainer: Trainer
+    tokenizer: PreTrainedTokenizerBase
+    features: DatasetDict
+    train_seconds: float
+
+    @property
+    def model(self) -> PreTrainedModel:
+        return self.trainer.model
+
+
+def _train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train: Dataset, collator, *, lr: float,
+           name: str, epochs: float, profile: settings.Profile) -> tuple[Trainer, float]:
+    set_seed(settings.SEED)
+    args = arguments(name, learning_rate=lr, num_train_epochs=epochs, per_device_train_batch_size=profile.batch_size,
+                     per_device_eval_batch_size=4 * profile.batch_size, warmup_steps=0.1, weight_decay=0.01,
+                     logging_steps=max(1, math.ceil(len(train) / profile.batch_size) // 4))
+    trainer = Trainer(model=model, args=args, train_dataset=train, processing_class=tokenizer, data_collator=collator)
+    return trainer, timed_train(trainer)[1]
+
+
+def finetune_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: DatasetDict, *, lr: float,
+                    name: str = "token-tags", epochs: float | None = None,
+                    profile: settings.Profile | None = None) -> TaskRun:
+    """Fine-tune a token classifier on ``tokens`` / ``tags`` splits (pieces padded per batch)."""
+    profile = profile or settings.profile()
+    data.check(ds, ("tokens", "tags"))
+    features = token_features(ds, tokenizer, profile.max_length)
+    trainer, seconds = _train(model, tokenizer, features["train"], DataCollatorForTokenClassification(tokenizer),
+                              lr=lr, name=name, epochs=epochs or profile.epochs, profile=profile)
+    return TaskRun(trainer, tokenizer, features, seconds)
+
+
+def evaluate_tokens(run: TaskRun, split: str = "test") -> dict[str, object]:
+    """:func:`token_scores` of a token run on a split."""
+    out = run.trainer.predict(run.features[split])
+    return token_scores(out.predictions, out.label_ids, [run.model.config.id2label[i]
+                                                         for i in range(run.model.config.num_labels)])
+
+
+# --- extractive question answering ----------------------------------------------------------------
+
+def finetune_qa(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: DatasetDict, *, lr: float,
+                name: str = "qa", epochs: float | None = None, profile: settings.Profile | None = None) -> TaskRun:
+    """Fine-tune start/end logits on SQuAD-format splits, contexts cut into ``qa_max_length`` windows
+    overlapping by ``qa_stride`` tokens (:func:`companion.qa.train_features`)."""
+    profile = profile or settings.profile()
+    data.check(ds, ("id", "context", "question", "answers"))
+    columns = ds["train"].column_names
+    train = ds["train"].map(lambda b: qa.train_features(b, tokenizer, profile.qa_max_length, profile.qa_stride),
+                            batched=True, remove_columns=columns, desc="question windows")
+    held = DatasetDict({s: ds[s].map(lambda b: qa.eval_features(b, tokenizer, profile.qa_max_length,
+                                                                profile.qa_stride),
+                                     batched=True, remove_columns=columns, desc="question windows")
+                        for s in ("validation", "test")})
+    trainer, seconds = _train(model, tokenizer, train, default_data_collator, lr=lr, name=name,
+                              epochs=epochs or profile.epochs, profile=profile)
+    return TaskRun(trainer, tokenizer, DatasetDict(train=train, **held), seconds)
+
+
+def qa_logits(model: PreTrainedModel, features: Dataset, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end logits (windows x tokens) of a QA model over :func:`companion.qa.eval_features`."""
+    model.eval()
+    starts, ends = [], []
+    inputs = features.select_columns([c for c in ("input_ids", "attention_mask", "token_type_ids")
+                                      if c in features.column_names]).with_format("torch")
+    for start in range(0, len(inputs), batch_size):
+        batch = {k: v.to(model.device) for k, v in inputs[start:start + batch_size].items()}
+        with torch.no_grad():
+            out = model(**batch)
+        starts.append(out.start_logits.float().cpu().numpy())
+        ends.append(out.end_logits.float().cpu().numpy())
+    return np.concatenate(starts), np.concatenate(ends)
+
+
+def evaluate_qa(model: PreTrainedModel, examples: Dataset, features: Dataset) -> dict[str, object]:
+    """Exact match and F1 (SQuAD scoring, in %) of a QA model on ``examples``, with the predictions."""
+    start, end = qa_logits(model, features)
+    predicted = qa.answers(examples, features, start, end)
+    scores = metrics.load("squad").compute(predictions=qa.predictions_for_metric(predicted),
+                                           references=qa.references(examples))
+    return {**scores, "windows": len(features), "questions": len(examples), "predictions": predicted}
+
+
+def answer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, question: str, context: str,
+           max_length: int = 384, stride: int = 128) -> str:
+    """The answer span a QA model picks in ``context`` for ``question``."""
+    example = Dataset.from_dict({"id": ["q"], "question": [question], "context": [context],
+                                 "answers": [{"text": [], "answer_start": []}]})
+    features = example.map(lambda b: qa.eval_features(b, tokenizer, max_length, stride), batched=True,
+                           remove_columns=example.column_names)
+    return qa.answers(example, features, *qa_logits(model, features))["q"]

@@ -1,0 +1,327 @@
+"""T5, the encoder-decoder transformer: every task as text in, text out; pretraining by span
+corruption; multi-task fine-tuning with task prefixes; generated answers parsed and scored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+import torch
+from datasets import Dataset, DatasetDict, concatenate_datasets
+from transformers import (AutoTokenizer, DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase,
+                          T5Config, T5ForConditionalGeneration, Trainer, set_seed)
+
+from . import metrics, qa, resources, settings
+from .training import arguments, timed_train
+
+SENTINELS = [f"<extra_id_{i}>" for i in range(100)]
+NOISE_DENSITY = 0.15  # the T5 paper's defaults
+MEAN_SPAN = 3.0
+
+
+def tokenizer() -> PreTrainedTokenizerBase:
+    """T5's tokenizer (t5-small's SentencePiece vocabulary, sentinels ``<extra_id_0..99>`` built in) from
+    the hub; offline the GPT-2 byte-level BPE with ``<pad>`` and the 100 sentinels added, its
+    end-of-text token closing every sequence."""
+    if settings.source() == "hub":
+        return AutoTokenizer.from_pretrained(resources.MODELS["t5-small"].hub_id)
+    tok = resources.tokenizer("gpt2")
+    tok.add_special_tokens({"pad_token": "<pad>", "additional_special_tokens": SENTINELS})
+    return tok
+
+
+def ids(tok: PreTrainedTokenizerBase, text: str | list[str]) -> list[int] | list[list[int]]:
+    """Token ids of a text (or of each text), ending in exactly one end-of-sequence token."""
+    texts = [text] if isinstance(text, str) else text
+    rows = [[i for i in row if i != tok.eos_token_id] + [tok.eos_token_id]
+            for row in tok(texts, add_special_tokens=True)["input_ids"]]
+    return rows[0] if isinstance(text, str) else rows
+
+
+# --- span corruption ------------------------------------------------------------------------------
+
+def noise_mask(length: int, rng: np.random.Generator, density: float = NOISE_DENSITY,
+               mean_span: float = MEAN_SPAN) -> np.ndarray:
+    """Which of ``length`` tokens to corrupt, as in the T5 paper: ``round(length * density)`` noise
+    tokens in ``round(noise / mean_span)`` spans; span lengths, and the lengths of the kept stretches
+    between them, are random partitions; the sequence starts with a kept stretch."""
+    if length < 2:
+        raise ValueError(f"span corruption needs at least 2 tokens, got {length}")
+    noise = min(max(round(length * density), 1), length - 1)
+    spans = max(min(round(noise / mean_span), noise, length - noise), 1)
+
+    def partition(total: int) -> np.ndarray:  # total items into `spans` non-empty segments
+        cuts = np.sort(rng.choice(np.arange(1, total), spans - 1, replace=False)) if spans > 1 else []
+        return np.diff(np.concatenate([[0], cuts, [total]])).astype(int)
+
+    noise_lengths, kept_lengths = partition(noise), partition(length - noise)
+    mask = np.zeros(length, dtype=bool)
+    position = 0
+    for kept, noisy in zip(kept_lengths, noise_lengths):
+        position += kept
+        mask[position:position + noisy] = True
+        position += noisy
+    return mask
+
+
+def corrupt(token_ids: list[int], mask: np.ndarray, sentinel_ids: list[int], eos_id: int
+            ) -> tuple[list[int], list[int]]:
+    """Input: the kept tokens, each noise span replaced by the next sentinel. Target: each noise span
+    after its sentinel, then a final sentinel. Both end with ``eos_id``."""
+    if len(token_ids) != len(mask):
+        raise ValueError(f"{len(token_ids)} tokens but a mask of {len(mask)}")
+    source, target, span = [], [], -1
+    for i, (token, noisy) in enumerate(zip(token_ids, mask)):
+        if noisy and (i == 0 or not mask[i - 1]):
+            span += 1
+            source.append(sentinel_ids[span])
+            target.append(sentinel_ids[span])
+        (target if noisy else source).append(token)
+    if span + 1 >= len(sentinel_ids):
+        raise ValueError(f"{span + 1} spans but only {len(sentinel_ids)} sentinels")
+    return source + [eos_id], target + [sentinel_ids[span + 1], eos_id]
+
+
+def reconstruct(source: list[int], target: list[int], sentinel_ids: list[int], eos_id: int) -> list[int]:
+    """The original tokens from a corrupted input and its target: each sentinel of the input is
+    replaced by what follows the same sentinel in the target."""
+    fills, current = {}, None
+    for token in target:
+        if token in sentinel_ids:
+            current = token
+            fills[current] = []
+        elif token != eos_id and current is not None:
+            fills[current].append(token)
+    return list(chain.from_iterable(fills.get(t, []) if t in sentinel_ids else [t]
+                                    for t in source if t != eos_id))
+
+
+@dataclass
+class SpanCorruptionCollator:
+    """Corrupts each row of ``input_ids`` afresh (seeded), then pads inputs and labels for
+    ``T5ForConditionalGeneration`` (label padding -100, so the loss skips it)."""
+
+    tokenizer: PreTrainedTokenizerBase
+    seed: int = settings.SEED
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+        self.sentinels = self.tokenizer.convert_tokens_to_ids(SENTINELS)
+
+    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        pairs = [corrupt(r["input_ids"], noise_mask(len(r["input_ids"]), self.rng), self.sentinels,
+                         self.tokenizer.eos_token_id) for r in rows]
+        return DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=-100)(
+            [{"input_ids": s, "attention_mask": [1] * len(s), "labels": t} for s, t in pairs])
+
+
+def text_blocks(texts: list[str], tok: PreTrainedTokenizerBase, length: int) -> Dataset:
+    """Texts tokenized, concatenated and cut into blocks of ``length`` tokens (before corruption)."""
+    stream = list(chain.from_iterable(tok(list(texts), add_special_tokens=False)["input_ids"]))
+    blocks = [stream[i:i + length] for i in range(0, len(stream) - length + 1, length)]
+    if not blocks:
+        raise ValueError(f"the texts hold fewer than {length} tokens")
+    return Dataset.from_dict({"input_ids": blocks})
+
+
+# --- the model ------------------------------------------------------------------------------------
+
+def small_t5(tok: PreTrainedTokenizerBase, profile: settings.Profile | None = None) -> T5ForConditionalGeneration:
+    """A T5 with random (seeded) weights: ``lm_layers`` encoder and decoder blocks of width ``lm_width``
+    (heads of 32), feed-forward 4x, the tokenizer's vocabulary; decoding starts from ``<pad>``."""
+    profile = profile or settings.profile()
+    config = T5Config(vocab_size=len(tok), d_model=profile.lm_width, d_kv=32, d_ff=4 * profile.lm_width,
+                      num_layers=profile.lm_layers, num_decoder_layers=profile.lm_layers,
+                      num_heads=max(1, profile.lm_width // 32), pad_token_id=tok.pad_token_id,
+                      eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id)
+    set_seed(settings.SEED)
+    return T5ForConditionalGeneration(config)
+
+
+def parameter_split(model: PreTrainedModel) -> dict[str, int]:
+    """Parameters of the shared token embeddings, the encoder blocks, the decoder blocks (cross-attention
+    shown apart) and an untied output layer."""
+    shared = model.shared.weight
+    counts = {"shared embeddings": shared.numel(), "encoder": 0, "decoder self-attention and MLP": 0,
+              "decoder cross-attention": 0, "output layer (untied)": 0}
+    for name, param in model.named_parameters():
+        if param is shared:
+            continue
+        if name.startswith("encoder."):
+            counts["encoder"] += param.numel()
+        elif name.startswith("decoder.") and "EncDecAttention" in name:
+            counts["decoder cross-attention"] += param.numel()
+        elif name.startswith("decoder."):
+            counts["decoder self-attention and MLP"] += param.numel()
+        elif name.startswith("lm_head."):
+            counts["output layer (untied)"] += param.numel()
+    return {**counts, "total": sum(counts.values())}
+
+
+@dataclass
+class T5Pretraining:
+    """A finished span-corruption run: the model, its held-out loss curve and the time it took."""
+
+    trainer: Trainer
+    history: list[dict[str, float]]
+    train_seconds: float
+
+    @property
+    def model(self) -> PreTrainedModel:
+        return self.trainer.model
+
+
+def pretrain(model: T5ForConditionalGeneration, tok: PreTrainedTokenizerBase, blocks: DatasetDict, *, steps: int,
+             lr: float = 2e-3, evals: int = 6, name: str = "t5-pretraining",
+             profile: settings.Profile | None = None) -> T5Pretraining:
+    """Train on span-corrupted blocks for ``steps`` updates (AdamW, warmup then cosine decay), scoring
+    ``lm_eval_blocks`` validation blocks (corrupted with a fixed seed) before and ``evals`` times along."""
+    profile = profile or settings.profile()
+    held = blocks["validation"]
+    if profile.lm_eval_blocks is not None and len(held) > profile.lm_eval_blocks:
+        held = held.shuffle(seed=settings.SEED).select(range(profile.lm_eval_blocks))
+    fixed = SpanCorruptionCollator(tok, seed=settings.SEED + 1)
+    held = Dataset.from_list([{k: v[0].tolist() for k, v in fixed([row]).items()} for row in held])
+    every = max(1, steps // evals)
+    set_seed(settings.SEED)
+    args = arguments(name, max_steps=steps, learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=0.05,
+                     weight_decay=0.01, max_grad_norm=1.0, per_device_train_batch_size=profile.batch_size,
+                     per_device_eval_batch_size=profile.batch_size, eval_strategy="steps", eval_steps=every,
+                     eval_on_start=True, logging_steps=every, remove_unused_columns=False)
+    trainer = Trainer(model=model, args=args, train_dataset=blocks["train"], eval_dataset=held,
+                      data_collator=_Either(SpanCorruptionCollator(tok), DataCollatorForSeq2Seq(tok)))
+    _, seconds = timed_train(trainer)
+    history, last = [], None
+    for entry in trainer.state.log_history:
+        last = entry.get("loss", last)
+        if "eval_loss" in entry:
+            history.append({"step": entry["step"], "train_loss": last, "eval_loss": entry["eval_loss"]})
+    return T5Pretraining(trainer, history, seconds)
+
+
+@dataclass
+class _Either:
+    """Corrupt rows that are plain blocks; pad rows that were corrupted already (the fixed held-out set)."""
+
+    corrupting: SpanCorruptionCollator
+    padding: DataCollatorForSeq2Seq
+
+    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        return self.padding(rows) if "labels" in rows[0] else self.corrupting(rows)
+
+
+def generate(model: PreTrainedModel, tok: PreTrainedTokenizerBase, inputs: list[str] | list[list[int]], *,
+             max_new_tokens: int = 16, batch_size: int = 32, max_length: int = 512) -> list[str]:
+    """Greedy decoding of each input (a text, or token ids), special tokens kept out of the answer
+    except sentinels, which span filling needs to show."""
+    model.eval()
+    answers = []
+    keep = set(tok.convert_tokens_to_ids(SENTINELS)) if "<extra_id_0>" in tok.get_vocab() else set()
+    drop = set(tok.all_special_ids) - keep
+    for start in range(0, len(inputs), batch_size):
+        chunk = inputs[start:start + batch_size]
+        rows = ids(tok, list(chunk)) if isinstance(chunk[0], str) else list(chunk)
+        rows = [r[:max_length - 1] + [tok.eos_token_id] if len(r) > max_length else r for r in rows]
+        batch = tok.pad({"input_ids": rows}, return_tensors="pt").to(model.device)
+        with torch.no_grad():
+            out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+        for row in out.tolist():
+            answers.append(tok.decode([t for t in row if t not in drop]).strip())
+    return answers
+
+
+# --- text-to-text tasks ---------------------------------------------------------------------------
+
+PREFIXES = {"sentiment": "sentiment: {text}", "genre": "genre: {text}",
+            "qa": "question: {question} context: {context}"}
+
+
+def sentiment_pairs(ds: Dataset) -> Dataset:
+    """``sentiment: <sentence>`` -> ``positive`` / ``negative``."""
+    names = ds.features["label"].names
+    return Dataset.from_dict({"task": ["sentiment"] * len(ds),
+                              "source": [PREFIXES["sentiment"].format(text=t) for t in ds["text"]],
+                              "target": [names[i] for i in ds["label"]]})
+
+
+def genre_pairs(ds: Dataset, words: int = 60, per_document: int = 4) -> Dataset:
+    """``genre: <passage of words>`` -> the Brown genre, for ``per_document`` passages of each document
+    (taken evenly through it)."""
+    names = ds.features["label"].names
+    sources, targets = [], []
+    for text, label in zip(ds["text"], ds["label"]):
+        tokens = text.split()
+        starts = np.linspace(0, max(0, len(tokens) - words), per_document).astype(int)
+        for s in dict.fromkeys(starts):
+            sources.append(PREFIXES["genre"].format(text=" ".join(tokens[s:s + words])))
+            targets.append(names[label].replace("_", " "))
+    return Dataset.from_dict({"task": ["genre"] * len(sources), "source": sources, "target": targets})
+
+
+def qa_pairs(ds: Dataset) -> Dataset:
+    """``question: <q> context: <passage>`` -> the answer text (the first gold answer)."""
+    return Dataset.from_dict({"task": ["qa"] * len(ds),
+                              "source": [PREFIXES["qa"].format(question=q, context=c)
+                                         for q, c in zip(ds["question"], ds["context"])],
+                              "target": [a["text"][0] for a in ds["answers"]], "id": ds["id"],
+                              "answers": ds["answers"]})
+
+
+def mixture(parts: list[Dataset], seed: int = settings.SEED) -> Dataset:
+    """The tasks' training pairs in one shuffled set (each task keeps its own number of rows)."""
+    columns = ["task", "source", "target"]
+    return concatenate_datasets([p.select_columns(columns) for p in parts]).shuffle(seed=seed)
+
+
+def seq2seq_features(pairs: Dataset, tok: PreTrainedTokenizerBase, max_source: int, max_target: int) -> Dataset:
+    """Sources and targets tokenized (each closed by end-of-sequence, truncated to the limits)."""
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        sources = [row[:max_source - 1] + [tok.eos_token_id] for row in ids(tok, batch["source"])]
+        targets = [row[:max_target - 1] + [tok.eos_token_id] for row in ids(tok, batch["target"])]
+        return {"input_ids": sources, "attention_mask": [[1] * len(r) for r in sources], "labels": targets}
+
+    return pairs.map(encode, batched=True, remove_columns=pairs.column_names, desc="tokenizing pairs")
+
+
+def finetune(model: PreTrainedModel, tok: PreTrainedTokenizerBase, train: Dataset, *, lr: float, epochs: float,
+             max_source: int, max_target: int = 16, name: str = "t5-multitask",
+             profile: settings.Profile | None = None) -> tuple[Trainer, float]:
+    """Fine-tune on a mixture of text-to-text pairs; returns the trainer and the training seconds."""
+    profile = profile or settings.profile()
+    if len(train) == 0:
+        raise ValueError("no training pairs")
+    features = seq2seq_features(train, tok, max_source, max_target)
+    set_seed(settings.SEED)
+    args = arguments(name, learning_rate=lr, num_train_epochs=epochs, per_device_train_batch_size=profile.batch_size,
+                     warmup_steps=0.05, weight_decay=0.01,
+                     logging_steps=max(1, math.ceil(len(features) / profile.batch_size) // 5))
+    trainer = Trainer(model=model, args=args, train_dataset=features, processing_class=tok,
+                      data_collator=DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100))
+    return trainer, timed_train(trainer)[1]
+
+
+def parse_label(answer: str, labels: list[str]) -> str | None:
+    """The label a generated answer names (case and surrounding punctuation ignored), or None when it
+    is not exactly one of ``labels``."""
+    cleaned = answer.strip().strip(".!\"'").strip().lower()
+    matches = [label for label in labels if cleaned == label.lower()]
+    return matches[0] if matches else None
+
+
+def score_task(task: str, answers: list[str], pairs: Dataset, labels: list[str] | None = None) -> dict[str, object]:
+    """Scores of generated answers: accuracy and invalid answers (not a label) for a classification
+    task; SQuAD exact match and F1 for ``qa``."""
+    if len(answers) != len(pairs):
+        raise ValueError(f"{len(answers)} answers for {len(pairs)} examples")
+    if task == "qa":
+        predicted = {i: a for i, a in zip(pairs["id"], answers)}
+        return metrics.load("squad").compute(predictions=qa.predictions_for_metric(predicted),
+                                             references=qa.references(pairs))
+    if not labels:
+        raise ValueError(f"task {task!r} needs its labels to parse answers")
+    parsed = [parse_label(a, labels) for a in answers]
+    correct = sum(p == t for p, t in zip(parsed, pairs["target"]))
+    return {"accuracy": correct / len(pairs), "invalid": sum(p is None for p in parsed), "examples": len(pairs)}

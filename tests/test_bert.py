@@ -1,0 +1,136 @@
+import pytest
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+from transformers import (BertConfig, BertForQuestionAnswering, BertForTokenClassification,
+                          DataCollatorForLanguageModeling)
+
+from companion import bert, data, settings
+
+SENTENCES = ["The jury praised the city of Atlanta for the manner of the election.",
+             "It said the election was conducted well.", "Nobody complained about it."]
+
+
+@pytest.fixture(scope="module")
+def tok(provisioned):
+    from companion import resources
+
+    return resources.tokenizer("all-MiniLM-L6-v2")
+
+
+def tiny_config(tok, **extra) -> BertConfig:
+    return BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=128, **extra)
+
+
+def encoded(tok, texts):
+    rows = tok(texts * 40, return_special_tokens_mask=True)
+    return [{k: rows[k][i] for k in rows} for i in range(len(texts) * 40)]
+
+
+def test_masking_draws_exactly_what_the_library_collator_draws(tok):
+    rows = encoded(tok, SENTENCES)
+    theirs = DataCollatorForLanguageModeling(tok, mlm_probability=0.15, seed=7)([dict(r) for r in rows])
+    ours = bert.PretrainingCollator(tok, generator=torch.Generator().manual_seed(7))(
+        [{**r, "next_sentence_label": 0} for r in rows])
+    assert torch.equal(ours["input_ids"], theirs["input_ids"])
+    assert torch.equal(ours["labels"], theirs["labels"])
+
+
+def test_masking_proportions_are_15_then_80_10_10(tok):
+    ids = torch.randint(1000, 29000, (400, 128), generator=torch.Generator().manual_seed(0))
+    special = torch.zeros_like(ids, dtype=torch.bool)
+    special[:, 0] = special[:, -1] = True
+    inputs, labels = bert.mask_tokens(ids, special, tok.mask_token_id, len(tok),
+                                      generator=torch.Generator().manual_seed(1))
+    shares = bert.masking_shares(ids, inputs, labels, tok.mask_token_id, special)
+    # 400 x 126 = 50,400 candidates, ~7,560 selected: 3 standard deviations are < 0.5 % and < 1.5 %
+    assert shares["selected"] == pytest.approx(0.15, abs=0.005)
+    assert shares["mask"] == pytest.approx(0.8, abs=0.015)
+    assert shares["random"] == pytest.approx(0.1, abs=0.012)
+    assert shares["unchanged"] == pytest.approx(0.1, abs=0.012)
+    assert not (labels[special] != -100).any()  # special tokens are never selected
+    assert torch.equal(inputs[labels == -100], ids[labels == -100])  # nor changed
+
+
+def test_masking_refuses_a_bad_probability(tok):
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        bert.mask_tokens(torch.ones(1, 4, dtype=torch.long), torch.zeros(1, 4), tok.mask_token_id, 10, 1.5)
+
+
+def test_next_sentence_pairs_are_half_true_successors():
+    docs = [[f"d{d} s{i}." for i in range(50)] for d in range(6)]
+    pairs = bert.next_sentence_pairs(docs, seed=0)
+    assert len(pairs) == 6 * 49
+    nexts = [r for r in pairs if r["label"] == 0]
+    assert 0.4 < len(nexts) / len(pairs) < 0.6
+    for row in pairs:
+        doc_a, sent_a = row["text"].rstrip(".").split()
+        doc_b, sent_b = row["text_pair"].rstrip(".").split()
+        if row["label"] == 0:
+            assert doc_a == doc_b and int(sent_b[1:]) == int(sent_a[1:]) + 1
+        else:
+            assert doc_a != doc_b
+
+
+def test_next_sentence_pairs_need_two_documents():
+    with pytest.raises(ValueError, match="at least two documents"):
+        bert.next_sentence_pairs([["a.", "b."]])
+
+
+def test_embeddings_are_the_layer_norm_of_three_summed_tables(tok):
+    torch.manual_seed(0)
+    model = BertForQuestionAnswering(tiny_config(tok)).eval()
+    parts = bert.embedding_parts(model, tok, "The jury met.", "It praised the city.")
+    assert parts["tokens"][0] == "[CLS]" and parts["tokens"].count("[SEP]") == 2
+    first_sep = parts["tokens"].index("[SEP]")
+    assert parts["segments"] == [0] * (first_sep + 1) + [1] * (len(parts["tokens"]) - first_sep - 1)
+    assert parts["gap"] < 1e-5
+
+
+def test_size_table_counts_bert_base_and_large():
+    rows = {r["model"]: r for r in bert.size_table()}
+    assert rows["BERT-base"]["total"] == 109_482_240
+    assert rows["BERT-large"]["total"] == 335_141_888
+
+
+def test_small_bert_pretraining_lowers_the_masked_lm_loss(tok):
+    profile = settings.profile()
+    docs = [[f"The jury in county {d} said the election number {i} was fair." for i in range(12)] for d in range(8)]
+    pairs = bert.next_sentence_pairs(docs)
+    features = bert.pair_features(DatasetDict(train=pairs, validation=pairs.select(range(32))), tok, 64)
+    model = bert.small_bert(tok, profile)
+    run = bert.pretrain(model, tok, features, steps=12, lr=3e-3, eval_rows=32, profile=profile)
+    assert len(run.mlm_losses) == len(run.nsp_losses) == 12
+    assert run.after["mlm_loss"] < run.before["mlm_loss"]
+    table = bert.fill_mask(run.model, tok, "The jury said the [MASK] was fair.", k=3)
+    assert len(table) == 1 and len(table[0]) == 3
+    with pytest.raises(ValueError, match="no \\[MASK\\]"):
+        bert.fill_mask(run.model, tok, "No mask here.")
+
+
+def test_align_labels_scores_only_first_pieces():
+    assert bert.align_labels([None, 0, 1, 1, 2, None], [5, 6, 7]) == [-100, 5, 6, -100, 7, -100]
+
+
+def test_token_features_put_each_tag_on_its_word(tok):
+    features = Features({"tokens": Sequence(Value("string")), "tags": Sequence(ClassLabel(names=data.UNIVERSAL))})
+    ds = Dataset.from_dict({"tokens": [["Unbelievably", "tall", "jurors", "."]], "tags": [[3, 2, 0, 10]]},
+                           features=features)
+    row = bert.token_features(DatasetDict(train=ds), tok, 32)["train"][0]
+    pieces = tok.convert_ids_to_tokens(row["input_ids"])
+    tagged = [(p, label) for p, label in zip(pieces, row["labels"]) if label != -100]
+    assert [label for _, label in tagged] == [3, 2, 0, 10]
+    assert not tagged[0][0].startswith("##") and len(pieces) > 6  # "unbelievably" is several pieces
+
+
+def test_universal_tags_of_brown_tags():
+    assert [data.universal_tag(t) for t in ["NN-TL", "PPS+BEZ", "FW-NN", "VBD", "AT", "``", "CD", "*", "PP$"]] \
+        == ["NOUN", "PRON", "X", "VERB", "DET", ".", "NUM", "ADV", "DET"]
+
+
+def test_freezing_leaves_only_the_new_head_to_train(tok):
+    model = BertForTokenClassification(tiny_config(tok, num_labels=3))
+    trainable, total = bert.freeze_pretrained(model, ["classifier.weight", "classifier.bias"])
+    assert trainable == 32 * 3 + 3 and total > 100 * trainable
+    with pytest.raises(ValueError, match="nothing would train"):
+        bert.freeze_pretrained(model, ["head.weight"])

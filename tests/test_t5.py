@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+from companion import t5
+
+SENTINELS = list(range(1000, 1100))
+EOS = 1
+
+
+@pytest.fixture(scope="module")
+def tok(provisioned):
+    return t5.tokenizer()
+
+
+def test_noise_mask_has_the_papers_density_and_span_length():
+    rng = np.random.default_rng(0)
+    masks = [t5.noise_mask(114, rng) for _ in range(2_000)]
+    assert all(m.sum() == round(114 * 0.15) for m in masks)  # 17 noise tokens, every time
+    spans = [len(run) for m in masks for run in "".join("x" if v else " " for v in m).split()]
+    assert np.mean(spans) == pytest.approx(17 / round(17 / 3), abs=0.01)  # 6 spans: mean 2.83 ~ 3
+    assert all(not m[0] for m in masks)  # a kept stretch comes first
+
+
+def test_noise_mask_edge_cases():
+    rng = np.random.default_rng(0)
+    assert t5.noise_mask(2, rng).tolist() == [False, True]
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        t5.noise_mask(1, rng)
+
+
+def test_corrupt_matches_the_papers_example():
+    # "Thank you for inviting me to your party last week ." with "for inviting" and "last" dropped
+    words = "Thank you for inviting me to your party last week .".split()
+    token_ids = list(range(10, 10 + len(words)))
+    mask = np.array([w in ("for", "inviting", "last") for w in words])
+    source, target = t5.corrupt(token_ids, mask, SENTINELS, EOS)
+    assert source == [10, 11, 1000, 14, 15, 16, 17, 1001, 19, 20, EOS]  # Thank you <X> me to your party <Y> week .
+    assert target == [1000, 12, 13, 1001, 18, 1002, EOS]  # <X> for inviting <Y> last <Z>
+
+
+def test_input_and_target_reconstruct_the_original():
+    rng = np.random.default_rng(1)
+    for length in (2, 5, 37, 128):
+        token_ids = rng.integers(2, 900, length).tolist()
+        source, target = t5.corrupt(token_ids, t5.noise_mask(length, rng), SENTINELS, EOS)
+        assert t5.reconstruct(source, target, SENTINELS, EOS) == token_ids
+
+
+def test_collator_corrupts_real_text_and_pads_labels(tok):
+    blocks = t5.text_blocks(["The jury said the election was conducted well and fairly by the city."] * 8, tok, 16)
+    batch = t5.SpanCorruptionCollator(tok)([blocks[i] for i in range(3)])
+    sentinel_0 = tok.convert_tokens_to_ids("<extra_id_0>")
+    assert (batch["input_ids"] == sentinel_0).sum() == 3 and (batch["labels"] == sentinel_0).sum() == 3
+    assert batch["labels"].shape[0] == 3 and (batch["labels"][:, -1] != tok.pad_token_id).all()
+
+
+def test_small_t5_learns_from_span_corruption(tok):
+    text = ["The jury said the election was conducted well and fairly by the city of Atlanta."] * 40
+    blocks = t5.text_blocks(text, tok, 24)
+    run = t5.pretrain(t5.small_t5(tok), tok, DatasetDict(train=blocks, validation=blocks.select(range(8))),
+                      steps=10, evals=2)
+    assert run.history[-1]["eval_loss"] < run.history[0]["eval_loss"]
+    counts = t5.parameter_split(run.model)
+    assert counts["decoder cross-attention"] > 0 and counts["total"] == run.model.num_parameters()
+    answer = t5.generate(run.model, tok, ["The jury said <extra_id_0> was conducted well."], max_new_tokens=4)
+    assert len(answer) == 1
+
+
+def test_task_formats():
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
+    movie = Dataset.from_dict({"text": ["A gem.", "A bore."], "label": [1, 0]}, features=features)
+    assert t5.sentiment_pairs(movie)[0] == {"task": "sentiment", "source": "sentiment: A gem.", "target": "positive"}
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["belles_lettres"])})
+    genres = Dataset.from_dict({"text": [" ".join(f"w{i}" for i in range(100))], "label": [0]}, features=features)
+    pairs = t5.genre_pairs(genres, words=10, per_document=3)
+    assert pairs["target"] == ["belles lettres"] * 3
+    assert pairs["source"][0] == "genre: " + " ".join(f"w{i}" for i in range(10))
+    assert pairs["source"][-1].endswith("w99")
+
+
+def test_answers_are_parsed_and_invalid_ones_counted():
+    assert t5.parse_label(" Positive.", ["negative", "positive"]) == "positive"
+    assert t5.parse_label("positive negative", ["negative", "positive"]) is None
+    pairs = Dataset.from_dict({"target": ["positive", "negative", "negative"]})
+    scores = t5.score_task("sentiment", ["positive", "great", "negative"], pairs, ["negative", "positive"])
+    assert scores == {"accuracy": pytest.approx(2 / 3), "invalid": 1, "examples": 3}
+    qa_rows = Dataset.from_dict({"id": ["a"], "answers": [{"text": ["Fulton"], "answer_start": [0]}]})
+    assert t5.score_task("qa", ["fulton"], qa_rows)["exact_match"] == 100.0
+    with pytest.raises(ValueError, match="2 answers for 3"):
+        t5.score_task("sentiment", ["a", "b"], pairs, ["negative", "positive"])
