@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_dataset, load_from_disk
 
 from . import settings
 from .provision import NpmTree, ResourceError, SdistFile, say
@@ -161,14 +161,19 @@ def split_per_label(ds: Dataset, fraction: float = 0.1, seed: int = settings.SEE
     return DatasetDict({name: ds.select(sorted(rows)) for name, rows in parts.items()})
 
 
-def _brown() -> DatasetDict:
-    """The Brown documents, built once per source into the cache (detokenizing takes ~10 s), then split."""
-    cached = settings.cache_dir() / "datasets" / f"brown-{settings.source()}-v1"
+def _cached(key: str, build: Callable[[], Dataset | DatasetDict]) -> Dataset | DatasetDict:
+    """``build()`` once per source and version ``key``, saved in the cache folder; then read from there."""
+    cached = settings.cache_dir() / "datasets" / f"{key}-{settings.source()}"
     if not cached.is_dir():
         partial = cached.with_name(cached.name + ".partial")
-        brown_documents(_brown_root()).save_to_disk(str(partial))
+        build().save_to_disk(str(partial))
         partial.replace(cached)
-    return split_per_label(Dataset.load_from_disk(str(cached)))
+    return load_from_disk(str(cached))
+
+
+def _brown() -> DatasetDict:
+    """The Brown documents, built once per source into the cache (detokenizing takes ~10 s), then split."""
+    return split_per_label(_cached("brown-v1", lambda: brown_documents(_brown_root())))
 
 
 def brown_tagged(fileids: list[str]) -> list[tuple[str, list[list[tuple[str, str]]]]]:
@@ -213,16 +218,6 @@ def universal_tag(brown_tag: str) -> str:
     first = brown_tag.split("+")[0].split("-")[0]
     prefix = max((p for p in _PREFIXES if first.startswith(p)), key=len, default=None)
     return _PREFIXES[prefix] if prefix else "X"
-
-
-def _cached(key: str, build: Callable[[], DatasetDict]) -> DatasetDict:
-    """``build()`` once per source and version ``key``, saved in the cache folder; then read from there."""
-    cached = settings.cache_dir() / "datasets" / f"{key}-{settings.source()}"
-    if not cached.is_dir():
-        partial = cached.with_name(cached.name + ".partial")
-        build().save_to_disk(str(partial))
-        partial.replace(cached)
-    return DatasetDict.load_from_disk(str(cached))
 
 
 def _brown_task(key: str, build: Callable[[list[tuple[str, list]]], Dataset]) -> DatasetDict:

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
@@ -134,3 +135,12 @@ def test_freezing_leaves_only_the_new_head_to_train(tok):
     assert trainable == 32 * 3 + 3 and total > 100 * trainable
     with pytest.raises(ValueError, match="nothing would train"):
         bert.freeze_pretrained(model, ["head.weight"])
+
+
+def test_token_scores_read_first_pieces_only():
+    logits = np.zeros((1, 5, 3))
+    logits[0, [1, 2, 3, 4], [0, 1, 2, 2]] = 1.0  # predicted tags 0, 1, 2, 2 at positions 1..4
+    labels = np.array([[-100, 0, 1, -100, 1]])  # position 3 is a later piece: not scored
+    scores = bert.token_scores(logits, labels, ["NOUN", "VERB", "ADJ"])
+    assert scores["words"] == 3 and scores["accuracy"] == pytest.approx(2 / 3)
+    assert scores["per_tag_accuracy"] == {"NOUN": 1.0, "VERB": 0.5}
