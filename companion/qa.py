@@ -166,8 +166,9 @@ def answers(examples: Dataset, features: Dataset, start_logits: np.ndarray, end_
             offsets = offsets_all[i]
             starts, ends = start_logits[i], end_logits[i]
             null_score = min(null_score, float(starts[0] + ends[0]))
+            best_ends = np.argsort(ends)[::-1][:n_best]
             for s in np.argsort(starts)[::-1][:n_best]:
-                for e in np.argsort(ends)[::-1][:n_best]:
+                for e in best_ends:
                     if (s >= len(offsets) or e >= len(offsets) or offsets[s] is None or offsets[e] is None
                             or e < s or e - s + 1 > max_answer_tokens):
                         continue

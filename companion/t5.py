@@ -73,6 +73,9 @@ def corrupt(token_ids: list[int], mask: np.ndarray, sentinel_ids: list[int], eos
     after its sentinel, then a final sentinel. Both end with ``eos_id``."""
     if len(token_ids) != len(mask):
         raise ValueError(f"{len(token_ids)} tokens but a mask of {len(mask)}")
+    spans = int(mask[0]) + int((mask[1:] & ~mask[:-1]).sum())
+    if spans + 1 > len(sentinel_ids):  # one sentinel per span, and one to close the target
+        raise ValueError(f"{spans} spans but only {len(sentinel_ids)} sentinels")
     source, target, span = [], [], -1
     for i, (token, noisy) in enumerate(zip(token_ids, mask)):
         if noisy and (i == 0 or not mask[i - 1]):
@@ -80,8 +83,6 @@ def corrupt(token_ids: list[int], mask: np.ndarray, sentinel_ids: list[int], eos
             source.append(sentinel_ids[span])
             target.append(sentinel_ids[span])
         (target if noisy else source).append(token)
-    if span + 1 >= len(sentinel_ids):
-        raise ValueError(f"{span + 1} spans but only {len(sentinel_ids)} sentinels")
     return source + [eos_id], target + [sentinel_ids[span + 1], eos_id]
 
 

@@ -39,6 +39,13 @@ def test_corrupt_matches_the_papers_example():
     assert target == [1000, 12, 13, 1001, 18, 1002, EOS]  # <X> for inviting <Y> last <Z>
 
 
+def test_corrupt_refuses_more_spans_than_sentinels():
+    mask = np.array([True, False] * 3)  # 3 spans need 4 sentinels
+    with pytest.raises(ValueError, match="3 spans but only 3 sentinels"):
+        t5.corrupt(list(range(6)), mask, SENTINELS[:3], EOS)
+    assert t5.corrupt(list(range(6)), mask, SENTINELS[:4], EOS)[1][-2] == SENTINELS[3]
+
+
 def test_input_and_target_reconstruct_the_original():
     rng = np.random.default_rng(1)
     for length in (2, 5, 37, 128):
