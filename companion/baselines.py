@@ -1,9 +1,12 @@
-"""Baselines that learn nothing from the training split: the VADER sentiment lexicon."""
+"""Baselines without a transformer: the VADER sentiment lexicon (learns nothing from the training split)
+and a bag-of-words logistic regression (learns which words go with which label)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.linear_model import LogisticRegression
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 
@@ -35,3 +38,16 @@ def best_threshold(scores: list[float], labels: list[int]) -> tuple[float, float
     accuracy = lambda t: sum(p == y for p, y in zip(threshold_labels(scores, t), labels)) / len(labels)  # noqa: E731
     best = max(candidates, key=accuracy)
     return best, accuracy(best)
+
+
+def bag_of_words(train_texts: list[str], train_labels: list[int], test_texts: list[str]) -> list[int]:
+    """Labels predicted for ``test_texts`` by a logistic regression on which words each text contains
+    (binary counts of lower-cased words), fitted on the training texts and labels."""
+    if not train_texts or len(train_texts) != len(train_labels):
+        raise ValueError(f"need one label per training text, and at least one: got {len(train_texts)}"
+                         f" and {len(train_labels)}")
+    if len(set(train_labels)) < 2:
+        raise ValueError("the training labels hold a single class; a classifier needs at least two")
+    words = CountVectorizer(binary=True)
+    model = LogisticRegression(max_iter=2_000).fit(words.fit_transform(train_texts), train_labels)
+    return [int(label) for label in model.predict(words.transform(list(test_texts)))]

@@ -67,6 +67,7 @@ class Profile:
     t5_task_rows: int | None  # text-to-text fine-tuning: training pairs per task, epochs, longest input
     t5_epochs: float
     t5_max_source: int
+    t5_single_epochs: float  # epochs of the one-task (sentiment) text-to-text runs
 
 
 PROFILES: dict[str, Profile] = {
@@ -78,7 +79,8 @@ PROFILES: dict[str, Profile] = {
                      decode_samples=2, decode_tokens=16, icl_test_rows=8, icl_shots=(0, 1, 4), icl_draws=2,
                      icl_orders=3, chat_rows=4, mlm_length=64, mlm_steps=6, task_train_rows=64,
                      task_eval_rows=32, task_epochs=1, qa_train_rows=32, qa_max_length=128, qa_stride=32,
-                     t5_task_rows=32, t5_epochs=1, t5_max_source=128),
+                     t5_task_rows=32, t5_epochs=1, t5_max_source=128,
+                     t5_single_epochs=1),
     "cpu": Profile("cpu", train_rows=10_000, eval_rows=None, epochs=3, batch_size=32, max_length=64,
                    evals_per_epoch=2, large_lr_epochs=1, hub_encoder="distilbert-base-uncased",
                    hub_decoder="gpt2", hub_base_decoder="gemma-3-270m", decoder_train_rows=600,
@@ -88,7 +90,8 @@ PROFILES: dict[str, Profile] = {
                    icl_draws=3, icl_orders=8, chat_rows=40, mlm_length=64, mlm_steps=300,
                    task_train_rows=2_000, task_eval_rows=500, task_epochs=1,
                    qa_train_rows=1_000, qa_max_length=192, qa_stride=64,
-                   t5_task_rows=1_000, t5_epochs=3, t5_max_source=256),
+                   t5_task_rows=1_000, t5_epochs=3, t5_max_source=256,
+                   t5_single_epochs=10),
     "gpu": Profile("gpu", train_rows=None, eval_rows=None, epochs=3, batch_size=32, max_length=128,
                    evals_per_epoch=4, large_lr_epochs=1, hub_encoder="bert-base-uncased",
                    hub_decoder="gpt2", hub_base_decoder="gemma-3-270m", decoder_train_rows=None,
@@ -98,7 +101,8 @@ PROFILES: dict[str, Profile] = {
                    icl_shots=(0, 1, 2, 4, 8, 16, 32), icl_draws=10, icl_orders=24, chat_rows=200,
                    mlm_length=128, mlm_steps=5_000, task_train_rows=None, task_eval_rows=None, task_epochs=2,
                    qa_train_rows=None, qa_max_length=384, qa_stride=128,
-                   t5_task_rows=None, t5_epochs=3, t5_max_source=512),
+                   t5_task_rows=None, t5_epochs=3, t5_max_source=512,
+                   t5_single_epochs=10),
 }
 
 SOURCES = ("hub", "offline")

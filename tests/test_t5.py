@@ -1,8 +1,11 @@
+import json
+
 import numpy as np
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from tokenizers import SentencePieceUnigramTokenizer, Tokenizer
 
-from companion import t5
+from companion import settings, t5
 
 SENTINELS = list(range(1000, 1100))
 EOS = 1
@@ -52,6 +55,34 @@ def test_input_and_target_reconstruct_the_original():
         token_ids = rng.integers(2, 900, length).tolist()
         source, target = t5.corrupt(token_ids, t5.noise_mask(length, rng), SENTINELS, EOS)
         assert t5.reconstruct(source, target, SENTINELS, EOS) == token_ids
+
+
+def test_offline_vocabulary_has_t5s_special_tokens(tok):
+    if settings.source() == "hub":
+        pytest.skip("the offline vocabulary is built only without the hub")
+    assert len(tok) == t5.VOCAB_SIZE
+    assert [tok.pad_token_id, tok.eos_token_id, tok.unk_token_id] == [0, 1, 2]  # as in T5
+    assert tok.convert_tokens_to_ids(t5.SENTINELS) == list(range(3, 103))
+    sentence = "The Fulton County Grand Jury said Friday an investigation of Atlanta's recent primary election."
+    row = t5.ids(tok, sentence)
+    assert row[-1] == tok.eos_token_id and tok.unk_token_id not in row
+    assert tok.decode(row, skip_special_tokens=True) == sentence
+    assert "<extra_id_0>" in tok.tokenize("said <extra_id_0> was")  # a sentinel in text stays one token
+
+
+def test_trained_vocabulary_is_the_same_on_every_run():
+    text = ["The jury said the election was conducted well and fairly by the city of Atlanta.",
+            "Quiet zebras vex jumpy kings; the jury quizzed them [again] for $5."] * 20
+    runs = []
+    for _ in range(3):
+        trained = SentencePieceUnigramTokenizer()
+        trained.train_from_iterator(text, vocab_size=120, special_tokens=t5.SPECIAL + t5.SENTINELS[:3],
+                                    unk_token="<unk>", show_progress=False)
+        runs.append(t5.canonical_vocabulary(trained.to_str()))
+    assert runs[0] == runs[1] == runs[2]
+    vocab = json.loads(runs[0])["model"]["vocab"]
+    assert [p for p, _ in vocab[:6]] == t5.SPECIAL + t5.SENTINELS[:3] and json.loads(runs[0])["model"]["unk_id"] == 2
+    assert Tokenizer.from_str(runs[0]).encode("the jury").tokens  # still a working tokenizer
 
 
 def test_collator_corrupts_real_text_and_pads_labels(tok):

@@ -105,3 +105,13 @@ def test_threshold_labels_and_head_names():
     assert baselines.threshold_labels([-0.2, 0.0, 0.3], threshold=0.0) == [0, 1, 1]
     assert heads.is_head("pre_classifier.weight") and heads.is_head("classifier.bias")
     assert not heads.is_head("bert.encoder.layer.0.output.dense.weight")
+
+
+def test_bag_of_words_learns_which_words_go_with_a_label():
+    texts = ["a great film", "great acting", "a dull film", "dull and long", "great fun", "long and dull"]
+    labels = [1, 1, 0, 0, 1, 0]
+    assert baselines.bag_of_words(texts, labels, ["great", "so dull", "a great great film"]) == [1, 0, 1]
+    with pytest.raises(ValueError, match="single class"):
+        baselines.bag_of_words(texts[:2], [1, 1], ["great"])
+    with pytest.raises(ValueError, match="one label per training text"):
+        baselines.bag_of_words(texts, labels[:3], ["great"])
