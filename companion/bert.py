@@ -5,7 +5,6 @@ pairs, extractive question answering, token tagging).
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 
@@ -17,7 +16,7 @@ from transformers import (BertConfig, BertForPreTraining, BertModel, DataCollato
                           default_data_collator, set_seed)
 
 from . import data, metrics, qa, settings
-from .training import arguments, timed_train
+from .training import BERT_PRETRAINING, FINETUNING, Training, train
 
 NSP_LABELS = ["next", "random"]  # BertForPreTraining: 0 = B follows A, 1 = B is a random sentence
 
@@ -200,19 +199,14 @@ class _TwoLossTrainer(Trainer):
 
 
 @dataclass
-class BertPretraining:
-    """A finished MLM + NSP run: the model, the per-step losses, held-out scores before and after."""
+class BertPretraining(Training):
+    """A finished MLM + NSP run: the :class:`~companion.training.Training`, the two losses of every
+    step, and the held-out scores before and after."""
 
-    trainer: Trainer
     mlm_losses: list[float]
     nsp_losses: list[float]
     before: dict[str, float]
     after: dict[str, float]
-    train_seconds: float
-
-    @property
-    def model(self) -> PreTrainedModel:
-        return self.trainer.model
 
 
 def held_out_scores(model: PreTrainedModel, features: Dataset, tokenizer: PreTrainedTokenizerBase,
@@ -248,16 +242,13 @@ def pretrain(model: BertForPreTraining, tokenizer: PreTrainedTokenizerBase, feat
     held_out = features["validation"].shuffle(seed=settings.SEED).select(
         range(min(eval_rows, len(features["validation"]))))
     before = held_out_scores(model, held_out, tokenizer)
-    set_seed(settings.SEED)
-    args = arguments(name, max_steps=steps, learning_rate=lr, warmup_steps=0.06, weight_decay=0.01,
-                     max_grad_norm=1.0, per_device_train_batch_size=profile.batch_size,
-                     logging_steps=max(1, steps // 10), remove_unused_columns=False)
     collate = PretrainingCollator(tokenizer, generator=torch.Generator().manual_seed(settings.SEED))
-    trainer = _TwoLossTrainer(model=model, args=args, train_dataset=features["train"], data_collator=collate)
-    _, seconds = timed_train(trainer)
+    done = train(model, features["train"], name=name, lr=lr, schedule=BERT_PRETRAINING, batch_size=profile.batch_size,
+                 collator=collate, steps=steps, trainer_class=_TwoLossTrainer, remove_unused_columns=False)
     after = held_out_scores(model, held_out, tokenizer)
-    mlm, nsp = (list(x) for x in zip(*trainer.steps))
-    return BertPretraining(trainer, mlm, nsp, before, after, seconds)
+    mlm, nsp = (list(x) for x in zip(*done.trainer.steps))
+    return BertPretraining(done.trainer, done.history, done.train_seconds, done.train_examples, mlm, nsp,
+                           before, after)
 
 
 def fill_mask(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str, k: int = 5
@@ -329,27 +320,20 @@ def token_scores(logits: np.ndarray, labels: np.ndarray, names: list[str]) -> di
 
 
 @dataclass
-class TaskRun:
-    """A finished fine-tuning run of a token-tagging or question-answering model."""
+class TaskRun(Training):
+    """A finished fine-tuning run of a token-tagging or question-answering model: the
+    :class:`~companion.training.Training`, the tokenizer and the features of every split."""
 
-    trainer: Trainer
     tokenizer: PreTrainedTokenizerBase
     features: DatasetDict
-    train_seconds: float
-
-    @property
-    def model(self) -> PreTrainedModel:
-        return self.trainer.model
 
 
-def _train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train: Dataset, collator, *, lr: float,
-           name: str, epochs: float, profile: settings.Profile) -> tuple[Trainer, float]:
-    set_seed(settings.SEED)
-    args = arguments(name, learning_rate=lr, num_train_epochs=epochs, per_device_train_batch_size=profile.batch_size,
-                     per_device_eval_batch_size=4 * profile.batch_size, warmup_steps=0.1, weight_decay=0.01,
-                     logging_steps=max(1, math.ceil(len(train) / profile.batch_size) // 4))
-    trainer = Trainer(model=model, args=args, train_dataset=train, processing_class=tokenizer, data_collator=collator)
-    return trainer, timed_train(trainer)[1]
+def _task_run(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, features: DatasetDict, collator, *,
+              lr: float, name: str, epochs: float, profile: settings.Profile) -> TaskRun:
+    """Fine-tune on ``features["train"]`` through the training spine."""
+    done = train(model, features["train"], name=name, lr=lr, schedule=FINETUNING, batch_size=profile.batch_size,
+                 collator=collator, epochs=epochs, eval_batch_size=4 * profile.batch_size, tokenizer=tokenizer)
+    return TaskRun(done.trainer, done.history, done.train_seconds, done.train_examples, tokenizer, features)
 
 
 def finetune_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: DatasetDict, *, lr: float,
@@ -359,9 +343,8 @@ def finetune_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     profile = profile or settings.profile()
     data.check(ds, ("tokens", "tags"))
     features = token_features(ds, tokenizer, profile.max_length)
-    trainer, seconds = _train(model, tokenizer, features["train"], DataCollatorForTokenClassification(tokenizer),
-                              lr=lr, name=name, epochs=epochs or profile.epochs, profile=profile)
-    return TaskRun(trainer, tokenizer, features, seconds)
+    return _task_run(model, tokenizer, features, DataCollatorForTokenClassification(tokenizer), lr=lr, name=name,
+                     epochs=epochs or profile.epochs, profile=profile)
 
 
 def evaluate_tokens(run: TaskRun, split: str = "test") -> dict[str, object]:
@@ -386,9 +369,8 @@ def finetune_qa(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: 
                                                                 profile.qa_stride),
                                      batched=True, remove_columns=columns, desc="question windows")
                         for s in ("validation", "test")})
-    trainer, seconds = _train(model, tokenizer, train, default_data_collator, lr=lr, name=name,
-                              epochs=epochs or profile.epochs, profile=profile)
-    return TaskRun(trainer, tokenizer, DatasetDict(train=train, **held), seconds)
+    return _task_run(model, tokenizer, DatasetDict(train=train, **held), default_data_collator, lr=lr, name=name,
+                     epochs=epochs or profile.epochs, profile=profile)
 
 
 def qa_logits(model: PreTrainedModel, features: Dataset, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:

@@ -12,11 +12,11 @@ from itertools import chain
 
 import torch
 from datasets import DatasetDict
-from transformers import (GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase, Trainer,
+from transformers import (GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase,
                           default_data_collator, set_seed)
 
 from . import resources, settings
-from .training import Encode, arguments, timed_train
+from .training import GPT_PRETRAINING, Encode, Training, cadence, train
 
 START, EXTRACT = "<|start|>", "<|extract|>"
 
@@ -102,17 +102,11 @@ def lm_blocks(ds: DatasetDict, tokenizer: PreTrainedTokenizerBase, context: int)
 
 
 @dataclass
-class Pretraining:
-    """A finished causal-LM pretraining run: the model and its held-out loss curve."""
+class Pretraining(Training):
+    """A finished causal-LM pretraining run: the :class:`~companion.training.Training` (its history
+    adds the held-out perplexity) and the tokens it trained on."""
 
-    trainer: Trainer
-    history: list[dict[str, float]]
-    train_seconds: float
     tokens_seen: int
-
-    @property
-    def model(self) -> PreTrainedModel:
-        return self.trainer.model
 
 
 def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, blocks: DatasetDict, *, steps: int,
@@ -123,27 +117,15 @@ def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, blocks:
     random subset) before the first step and ``evals`` times along the way.
     Labels are the inputs; the model shifts them by one position itself."""
     profile = profile or settings.profile()
-    every = max(1, steps // evals)
-    set_seed(settings.SEED)
-    args = arguments(
-        name, max_steps=steps, learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=0.05,
-        weight_decay=0.01, max_grad_norm=1.0, per_device_train_batch_size=profile.batch_size,
-        per_device_eval_batch_size=profile.batch_size, eval_strategy="steps", eval_steps=every,
-        eval_on_start=True, logging_steps=every)
     held_out = blocks["validation"]
     if profile.lm_eval_blocks is not None and len(held_out) > profile.lm_eval_blocks:
         held_out = held_out.shuffle(seed=settings.SEED).select(range(profile.lm_eval_blocks))
-    trainer = Trainer(model=model, args=args, train_dataset=blocks["train"], eval_dataset=held_out,
-                      data_collator=default_data_collator)
-    _, seconds = timed_train(trainer)
-    history, last = [], None
-    for entry in trainer.state.log_history:
-        last = entry.get("loss", last)
-        if "eval_loss" in entry:
-            history.append({"step": entry["step"], "train_loss": last, "eval_loss": entry["eval_loss"],
-                            "eval_perplexity": math.exp(entry["eval_loss"])})
+    done = train(model, blocks["train"], name=name, lr=lr, schedule=GPT_PRETRAINING, batch_size=profile.batch_size,
+                 collator=default_data_collator, steps=steps, eval_data=held_out, every=cadence(steps, evals))
+    for row in done.history:
+        row["eval_perplexity"] = math.exp(row["eval_loss"])
     context = len(blocks["train"][0]["input_ids"])
-    return Pretraining(trainer, history, seconds,
+    return Pretraining(done.trainer, done.history, done.train_seconds, done.train_examples,
                        steps * profile.batch_size * context)
 
 
@@ -211,8 +193,8 @@ STRATEGIES: dict[str, dict[str, object]] = {
 }
 
 
-def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: str, strategy: str,
-             samples: int = 1, max_new_tokens: int = 40) -> list[list[int]]:
+def generate_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: str, strategy: str,
+                 samples: int = 1, max_new_tokens: int = 40) -> list[list[int]]:
     """``samples`` continuations of ``prompt`` (new token ids only) with a named strategy of
     :data:`STRATEGIES`; seeded, so a rerun gives the same text."""
     if strategy not in STRATEGIES:
@@ -264,7 +246,7 @@ def compare_decoding(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     rows = []
     for strategy in strategies or list(STRATEGIES):
         start = time.perf_counter()
-        outs = generate(model, tokenizer, prompt, strategy, samples, max_new_tokens)
+        outs = generate_ids(model, tokenizer, prompt, strategy, samples, max_new_tokens)
         rows.append({"strategy": strategy, "text": tokenizer.decode(outs[0], skip_special_tokens=True),
                      "distinct_1": distinct_n(outs, 1), "distinct_2": distinct_n(outs, 2),
                      "repetition_3": sum(repetition_rate(o) for o in outs) / len(outs),

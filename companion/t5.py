@@ -5,20 +5,20 @@ corruption; multi-task fine-tuning with task prefixes; generated answers parsed 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, replace
 from itertools import chain
+from typing import Callable
 
 import numpy as np
 import torch
 from datasets import Dataset, DatasetDict, concatenate_datasets
 from tokenizers import SentencePieceUnigramTokenizer
 from transformers import (AutoTokenizer, DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase,
-                          PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration, Trainer, set_seed)
+                          PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration, set_seed)
 
 from . import data, metrics, qa, resources, settings
 from .provision import locked, say, write_file
-from .training import arguments, timed_train
+from .training import T5_PRETRAINING, TEXT_TO_TEXT, Training, cadence, train
 
 SENTINELS = [f"<extra_id_{i}>" for i in range(100)]
 NOISE_DENSITY = 0.15  # the T5 paper's defaults
@@ -196,22 +196,9 @@ def parameter_split(model: PreTrainedModel) -> dict[str, int]:
     return {**counts, "total": sum(counts.values())}
 
 
-@dataclass
-class T5Pretraining:
-    """A finished span-corruption run: the model, its held-out loss curve and the time it took."""
-
-    trainer: Trainer
-    history: list[dict[str, float]]
-    train_seconds: float
-
-    @property
-    def model(self) -> PreTrainedModel:
-        return self.trainer.model
-
-
 def pretrain(model: T5ForConditionalGeneration, tok: PreTrainedTokenizerBase, blocks: DatasetDict, *, steps: int,
              lr: float = 2e-3, evals: int = 6, name: str = "t5-pretraining",
-             profile: settings.Profile | None = None) -> T5Pretraining:
+             profile: settings.Profile | None = None) -> Training:
     """Train on span-corrupted blocks for ``steps`` updates (AdamW, warmup then cosine decay), scoring
     ``lm_eval_blocks`` validation blocks (corrupted with a fixed seed) before and ``evals`` times along."""
     profile = profile or settings.profile()
@@ -220,21 +207,9 @@ def pretrain(model: T5ForConditionalGeneration, tok: PreTrainedTokenizerBase, bl
         held = held.shuffle(seed=settings.SEED).select(range(profile.lm_eval_blocks))
     fixed = SpanCorruptionCollator(tok, seed=settings.SEED + 1)
     held = Dataset.from_list([{k: v[0].tolist() for k, v in fixed([row]).items()} for row in held])
-    every = max(1, steps // evals)
-    set_seed(settings.SEED)
-    args = arguments(name, max_steps=steps, learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=0.05,
-                     weight_decay=0.01, max_grad_norm=1.0, per_device_train_batch_size=profile.batch_size,
-                     per_device_eval_batch_size=profile.batch_size, eval_strategy="steps", eval_steps=every,
-                     eval_on_start=True, logging_steps=every, remove_unused_columns=False)
-    trainer = Trainer(model=model, args=args, train_dataset=blocks["train"], eval_dataset=held,
-                      data_collator=_Either(SpanCorruptionCollator(tok), DataCollatorForSeq2Seq(tok)))
-    _, seconds = timed_train(trainer)
-    history, last = [], None
-    for entry in trainer.state.log_history:
-        last = entry.get("loss", last)
-        if "eval_loss" in entry:
-            history.append({"step": entry["step"], "train_loss": last, "eval_loss": entry["eval_loss"]})
-    return T5Pretraining(trainer, history, seconds)
+    return train(model, blocks["train"], name=name, lr=lr, schedule=T5_PRETRAINING, batch_size=profile.batch_size,
+                 collator=_Either(SpanCorruptionCollator(tok), DataCollatorForSeq2Seq(tok)), steps=steps,
+                 eval_data=held, every=cadence(steps, evals), remove_unused_columns=False)
 
 
 @dataclass
@@ -248,8 +223,8 @@ class _Either:
         return self.padding(rows) if "labels" in rows[0] else self.corrupting(rows)
 
 
-def generate(model: PreTrainedModel, tok: PreTrainedTokenizerBase, inputs: list[str] | list[list[int]], *,
-             max_new_tokens: int = 16, batch_size: int = 32, max_length: int = 512) -> list[str]:
+def generate_text(model: PreTrainedModel, tok: PreTrainedTokenizerBase, inputs: list[str] | list[list[int]], *,
+                  max_new_tokens: int = 16, batch_size: int = 32, max_length: int = 512) -> list[str]:
     """Greedy decoding of each input (a text, or token ids), special tokens kept out of the answer
     except sentinels, which span filling needs to show."""
     model.eval()
@@ -311,6 +286,21 @@ def mixture(parts: list[Dataset], seed: int = settings.SEED) -> Dataset:
     return concatenate_datasets([p.select_columns(columns) for p in parts]).shuffle(seed=seed)
 
 
+def evaluate_tasks(model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs_by_task: dict[str, Dataset],
+                   labels: dict[str, list[str] | None], *, max_length: int,
+                   templates: dict[str, Callable[[dict], str]] | None = None
+                   ) -> tuple[dict[str, dict[str, float]], dict[str, list[str]]]:
+    """Generate an answer for every pair of every task (its ``source``, or ``templates[task](row)`` to
+    phrase it another way), then score each task with :func:`score_task` against ``labels[task]``
+    (None for QA). Returns the scores and the answers, both by task."""
+    scored, answers_by_task = {}, {}
+    for task, pairs in pairs_by_task.items():
+        inputs = pairs["source"] if templates is None else [templates[task](row) for row in pairs]
+        answers_by_task[task] = generate_text(model, tok, inputs, max_new_tokens=16, max_length=max_length)
+        scored[task] = score_task(task, answers_by_task[task], pairs, labels[task])
+    return scored, answers_by_task
+
+
 def seq2seq_features(pairs: Dataset, tok: PreTrainedTokenizerBase, max_source: int, max_target: int) -> Dataset:
     """Sources and targets tokenized (each closed by end-of-sequence, truncated to the limits)."""
     def encode(batch: dict[str, list]) -> dict[str, list]:
@@ -321,24 +311,19 @@ def seq2seq_features(pairs: Dataset, tok: PreTrainedTokenizerBase, max_source: i
     return pairs.map(encode, batched=True, remove_columns=pairs.column_names, desc="tokenizing pairs")
 
 
-def finetune(model: PreTrainedModel, tok: PreTrainedTokenizerBase, train: Dataset, *, lr: float, epochs: float,
+def finetune(model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs: Dataset, *, lr: float, epochs: float,
              max_source: int, max_target: int = 16, name: str = "t5-multitask",
-             profile: settings.Profile | None = None) -> tuple[Trainer, float]:
-    """Fine-tune on a mixture of text-to-text pairs; returns the trainer and the training seconds."""
+             profile: settings.Profile | None = None) -> Training:
+    """Fine-tune on a mixture of text-to-text pairs through the training spine."""
     profile = profile or settings.profile()
-    if len(train) == 0:
+    if len(pairs) == 0:
         raise ValueError("no training pairs")
-    features = seq2seq_features(train, tok, max_source, max_target)
-    set_seed(settings.SEED)
-    args = arguments(name, learning_rate=lr, num_train_epochs=epochs, per_device_train_batch_size=profile.batch_size,
-                     warmup_steps=0.05, weight_decay=0.01,
-                     logging_steps=max(1, math.ceil(len(features) / profile.batch_size) // 5))
-    trainer = Trainer(model=model, args=args, train_dataset=features, processing_class=tok,
-                      data_collator=DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100))
-    return trainer, timed_train(trainer)[1]
+    return train(model, seq2seq_features(pairs, tok, max_source, max_target), name=name, lr=lr,
+                 schedule=TEXT_TO_TEXT, batch_size=profile.batch_size, epochs=epochs, tokenizer=tok,
+                 collator=DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100))
 
 
-def parse_label(answer: str, labels: list[str]) -> str | None:
+def matching_label(answer: str, labels: list[str]) -> str | None:
     """The label a generated answer names (case and surrounding punctuation ignored), or None when it
     is not exactly one of ``labels``."""
     cleaned = answer.strip().strip(".!\"'").strip().lower()
@@ -357,6 +342,6 @@ def score_task(task: str, answers: list[str], pairs: Dataset, labels: list[str] 
                                              references=qa.references(pairs))
     if not labels:
         raise ValueError(f"task {task!r} needs its labels to parse answers")
-    parsed = [parse_label(a, labels) for a in answers]
+    parsed = [matching_label(a, labels) for a in answers]
     correct = sum(p == t for p, t in zip(parsed, pairs["target"]))
     return {"accuracy": correct / len(pairs), "invalid": sum(p is None for p in parsed), "examples": len(pairs)}

@@ -1,23 +1,24 @@
-"""Fine-tuning with ``transformers.Trainer``: tokenize, pad per batch, train, evaluate, predict.
+"""Training with ``transformers.Trainer``, set up in one place.
 
-:func:`finetune` is what every classification chapter calls; it returns a :class:`Run` holding the
-trainer, the validation curve and the timings, with helpers to score a split and label new text.
+:func:`train` is the spine every objective of the book runs through (the book's fixed choices are
+named once above it); it returns a :class:`Training`. :func:`finetune` is what every classification
+chapter calls: it checks and tokenizes the data, trains through the spine, and returns a :class:`Run`
+with helpers to score a split and label new text.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-from datasets import ClassLabel, DatasetDict
+from datasets import ClassLabel, Dataset, DatasetDict
 from transformers import (DataCollatorWithPadding, EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase,
                           Trainer, TrainingArguments, set_seed)
-from transformers.trainer_utils import TrainOutput
 
 from . import data, heads, metrics, settings
 
@@ -36,6 +37,31 @@ def encoder(tokenizer: PreTrainedTokenizerBase, max_length: int, padding: bool |
     return encode
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """How the learning rate moves over a run: it rises over the first ``warmup`` share of the steps,
+    then decays (``"linear"`` to zero, or along a ``"cosine"``)."""
+
+    warmup: float
+    decay: str = "linear"
+
+
+# The book's fixed choices, named once. Fine-tuning follows BERT's recipe; pretraining a small GPT or T5
+# decays along a cosine, as GPT-2's successors do; the text-to-text fine-tuning warms up for less.
+FINETUNING = Schedule(warmup=0.1)
+TEXT_TO_TEXT = Schedule(warmup=0.05)
+GPT_PRETRAINING = Schedule(warmup=0.05, decay="cosine")
+BERT_PRETRAINING = Schedule(warmup=0.06)
+T5_PRETRAINING = Schedule(warmup=0.05, decay="cosine")
+WEIGHT_DECAY = 0.01  # AdamW's decoupled weight decay, every run
+LOGS_PER_RUN = 10  # training-loss log lines of a run that is not evaluated along the way
+
+
+def cadence(steps: int, times: int) -> int:
+    """Steps between two logs (or evaluations) when ``steps`` steps should hold ``times`` of them."""
+    return max(1, steps // times)
+
+
 def arguments(name: str, **options: object) -> TrainingArguments:
     """``TrainingArguments`` with the book's fixed choices (output under the cache's ``runs/<name>``,
     no checkpoints, no reporting, the book's seed, the GPU when there is one) plus ``options``."""
@@ -45,13 +71,79 @@ def arguments(name: str, **options: object) -> TrainingArguments:
         use_cpu=not torch.cuda.is_available(), **options)
 
 
-def timed_train(trainer: Trainer) -> tuple[TrainOutput, float]:
-    """Run ``trainer.train()``; return its output and the seconds spent training, the validation
-    passes it ran along the way excluded."""
+def history(log: list[dict[str, float]], steps_per_epoch: int) -> list[dict[str, float | None]]:
+    """One row per evaluation in a Trainer's ``log_history``: step, epoch, the last training loss
+    before it (None before the first) and every ``eval_*`` score (runtime figures left out)."""
+    rows: list[dict[str, float | None]] = []
+    last_loss = None
+    for entry in log:
+        if "loss" in entry:
+            last_loss = float(entry["loss"])
+        if "eval_loss" in entry:
+            scores = {k: float(v) for k, v in entry.items() if k.startswith("eval_")
+                      and not k.endswith(("_runtime", "_per_second"))}
+            rows.append({"step": entry["step"], "epoch": round(entry["step"] / steps_per_epoch, 3),
+                         "train_loss": last_loss, **scores})
+    return rows
+
+
+@dataclass
+class Training:
+    """A finished run of :func:`train`, whatever its objective: the trainer (and its model), the
+    validation history, the seconds spent training (validation passes excluded) and the examples seen."""
+
+    trainer: Trainer
+    history: list[dict[str, float | None]]
+    train_seconds: float
+    train_examples: int
+
+    @property
+    def model(self) -> PreTrainedModel:
+        return self.trainer.model
+
+    @property
+    def examples_per_second(self) -> float:
+        """Training throughput: examples seen (all epochs) per second of training, validation excluded."""
+        return self.train_examples / self.train_seconds if self.train_seconds else float("nan")
+
+
+def train(model: PreTrainedModel, train_data: Dataset, *, name: str, lr: float, schedule: Schedule,
+          batch_size: int, collator: Callable, epochs: float | None = None, steps: int | None = None,
+          eval_data: Dataset | None = None, every: int | None = None, eval_batch_size: int | None = None,
+          tokenizer: PreTrainedTokenizerBase | None = None, compute_metrics: Callable | None = None,
+          trainer_class: type[Trainer] = Trainer, **options: object) -> Training:
+    """THE training spine: every objective of the book (classification, tagging, QA, causal LM,
+    MLM + NSP, span corruption, text-to-text) runs through here.
+
+    AdamW with :data:`WEIGHT_DECAY` and ``schedule``, ``batch_size`` rows a step, for ``epochs`` passes
+    or ``steps`` updates, batches made by ``collator``. With ``eval_data`` the run is scored before the
+    first step and every ``every`` steps (``compute_metrics`` adds scores to the loss); without it the
+    training loss is logged every ``every`` steps (default :data:`LOGS_PER_RUN` times a run).
+    ``trainer_class`` is a Trainer subclass for objectives that compute their loss themselves;
+    ``options`` go to ``TrainingArguments`` as they are. Seeded with the book's seed."""
+    if len(train_data) == 0:
+        raise ValueError(f"{name}: the training data set is empty")
+    if (epochs is None) == (steps is None):
+        raise ValueError(f"{name}: give the run's length as epochs or as steps, one of the two")
+    steps_per_epoch = math.ceil(len(train_data) / batch_size)
+    total = steps if steps is not None else math.ceil(steps_per_epoch * epochs)
+    every = every or cadence(total, LOGS_PER_RUN)
+    evaluated = eval_data is not None
+    set_seed(settings.SEED)
+    args = arguments(name, learning_rate=lr, lr_scheduler_type=schedule.decay, warmup_steps=schedule.warmup,
+                     weight_decay=WEIGHT_DECAY, per_device_train_batch_size=batch_size,
+                     per_device_eval_batch_size=eval_batch_size or batch_size,
+                     **({"max_steps": steps} if steps is not None else {"num_train_epochs": epochs}),
+                     eval_strategy="steps" if evaluated else "no", eval_steps=every if evaluated else None,
+                     eval_on_start=evaluated, logging_steps=every, **options)
+    trainer = trainer_class(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
+                            processing_class=tokenizer, data_collator=collator, compute_metrics=compute_metrics)
     start = time.perf_counter()
     output = trainer.train()
     evaluating = sum(entry.get("eval_runtime", 0.0) for entry in trainer.state.log_history)
-    return output, time.perf_counter() - start - evaluating
+    seen = int(round(output.metrics.get("train_samples_per_second", 0) * output.metrics["train_runtime"]))
+    return Training(trainer, history(trainer.state.log_history, steps_per_epoch),
+                    time.perf_counter() - start - evaluating, seen)
 
 
 def tokenize(ds: DatasetDict, encode: Encode) -> DatasetDict:
@@ -62,31 +154,19 @@ def tokenize(ds: DatasetDict, encode: Encode) -> DatasetDict:
 
 
 @dataclass
-class Run:
-    """A finished fine-tuning run."""
+class Run(Training):
+    """A finished classification fine-tuning run (:func:`finetune`): the :class:`Training` plus what it
+    takes to score a split and label new text as training encoded it."""
 
     name: str
-    trainer: Trainer
     tokenizer: PreTrainedTokenizerBase
     encoded: DatasetDict
     encode: Encode
     learning_rate: float
-    history: list[dict[str, float | None]] = field(default_factory=list)
-    train_seconds: float = 0.0
-    train_examples: int = 0
-
-    @property
-    def model(self) -> PreTrainedModel:
-        return self.trainer.model
 
     @property
     def labels(self) -> list[str]:
         return [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
-
-    @property
-    def examples_per_second(self) -> float:
-        """Training throughput: examples seen (all epochs) per second of training, validation excluded."""
-        return self.train_examples / self.train_seconds if self.train_seconds else float("nan")
 
     def probabilities(self, split: str) -> np.ndarray:
         """Class probabilities (rows: examples) for a split (``"train"``, ``"validation"``, ``"test"``)."""
@@ -125,24 +205,9 @@ class Run:
         return folder
 
 
-def _history(log: list[dict[str, float]], steps_per_epoch: int) -> list[dict[str, float | None]]:
-    """One row per evaluation: epoch, step, last training loss (None before the first), validation
-    loss and accuracy."""
-    rows: list[dict[str, float | None]] = []
-    last_loss = None
-    for entry in log:
-        if "loss" in entry:
-            last_loss = float(entry["loss"])
-        if "eval_loss" in entry:
-            rows.append({"step": entry["step"], "epoch": round(entry["step"] / steps_per_epoch, 3),
-                         "train_loss": last_loss, "eval_loss": float(entry["eval_loss"]),
-                         "eval_accuracy": float(entry["eval_accuracy"])})
-    return rows
-
-
 def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: DatasetDict, *,
              lr: float, name: str, epochs: float | None = None, profile: settings.Profile | None = None,
-             warmup: float = 0.1, pad_to: int | None = None, max_steps: int = -1,
+             schedule: Schedule = FINETUNING, pad_to: int | None = None, max_steps: int = -1,
              evaluate_during: bool = True, encode: Encode | None = None) -> Run:
     """Fine-tune ``model`` on ``ds`` (text + label splits) with AdamW, linear warmup then decay.
 
@@ -157,29 +222,40 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: Dat
     if isinstance(labels, ClassLabel) and labels.num_classes != model.config.num_labels:
         raise ValueError(f"the data has {labels.num_classes} labels but the model head has"
                          f" {model.config.num_labels}")
+    check_rows(ds, model.config.num_labels)
     encode = encode or encoder(tokenizer, pad_to or profile.max_length, "max_length" if pad_to else False)
     encoded = tokenize(ds, encode)
     steps_per_epoch = math.ceil(len(encoded["train"]) / profile.batch_size)
-    every = max(1, steps_per_epoch // profile.evals_per_epoch)
     accuracy = metrics.load("accuracy")
 
     def score(pred: EvalPrediction) -> dict[str, float]:
         return accuracy.compute(predictions=np.argmax(pred.predictions, -1), references=pred.label_ids)
 
-    set_seed(settings.SEED)
-    args = arguments(
-        name, learning_rate=lr, num_train_epochs=epochs if epochs is not None else profile.epochs,
-        max_steps=max_steps, per_device_train_batch_size=profile.batch_size,
-        per_device_eval_batch_size=4 * profile.batch_size, warmup_steps=warmup, weight_decay=0.01,
-        eval_strategy="steps" if evaluate_during else "no", eval_steps=every, eval_on_start=evaluate_during,
-        logging_steps=every)
-    trainer = Trainer(model=model, args=args, train_dataset=encoded["train"],
-                      eval_dataset=encoded["validation"], processing_class=tokenizer,
-                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=score)
-    output, seconds = timed_train(trainer)
-    seen = int(round(output.metrics.get("train_samples_per_second", 0) * output.metrics["train_runtime"]))
-    history = _history(trainer.state.log_history, steps_per_epoch)
-    return Run(name, trainer, tokenizer, encoded, encode, lr, history, seconds, seen)
+    length = {"steps": max_steps} if max_steps > 0 else {"epochs": epochs if epochs is not None else profile.epochs}
+    done = train(model, encoded["train"], name=name, lr=lr, schedule=schedule, batch_size=profile.batch_size,
+                 collator=DataCollatorWithPadding(tokenizer), eval_data=encoded["validation"] if evaluate_during else None,
+                 every=cadence(steps_per_epoch, profile.evals_per_epoch), eval_batch_size=4 * profile.batch_size,
+                 tokenizer=tokenizer, compute_metrics=score, **length)
+    return Run(done.trainer, done.history, done.train_seconds, done.train_examples, name, tokenizer, encoded,
+               encode, lr)
+
+
+def check_rows(ds: DatasetDict, num_labels: int) -> None:
+    """Raise ``ValueError`` naming the split, column, row and value when a text (``text``, ``text_pair``)
+    is not a string or a label is not a class id of the head (``0 .. num_labels - 1``): caught here, before
+    any work, instead of deep inside the tokenizer or the loss."""
+    for split, part in ds.items():
+        for column in ("text", "text_pair"):
+            if column in part.column_names:
+                for row, value in enumerate(part[column]):
+                    if not isinstance(value, str):
+                        raise ValueError(f"the {split!r} split's {column!r} column holds {value!r} (not text)"
+                                         f" in row {row}")
+        if "label" in part.column_names:
+            for row, value in enumerate(part["label"]):
+                if not isinstance(value, (int, np.integer)) or not 0 <= value < num_labels:
+                    raise ValueError(f"the {split!r} split's 'label' column holds {value!r} in row {row}; the"
+                                     f" model's head has labels 0 .. {num_labels - 1}")
 
 
 def weight_change(before: PreTrainedModel, after: PreTrainedModel) -> float:

@@ -144,3 +144,20 @@ def test_token_scores_read_first_pieces_only():
     scores = bert.token_scores(logits, labels, ["NOUN", "VERB", "ADJ"])
     assert scores["words"] == 3 and scores["accuracy"] == pytest.approx(2 / 3)
     assert scores["per_tag_accuracy"] == {"NOUN": 1.0, "VERB": 0.5}
+
+
+def test_question_answering_fine_tunes_and_answers_through_the_spine(tok):
+    from companion import training
+
+    context = "The jury praised the city of Atlanta for the manner of the election. It met in Fulton."
+    rows = {"id": [f"q{i}" for i in range(8)], "title": ["brown"] * 8, "context": [context] * 8,
+            "question": ["The jury praised the city of what?", "It met in what?"] * 4,
+            "answers": [{"text": ["Atlanta"], "answer_start": [context.index("Atlanta")]},
+                        {"text": ["Fulton"], "answer_start": [context.index("Fulton")]}] * 4}
+    ds = DatasetDict({s: Dataset.from_dict(rows) for s in ("train", "validation", "test")})
+    torch.manual_seed(0)
+    run = bert.finetune_qa(BertForQuestionAnswering(tiny_config(tok)), tok, ds, lr=1e-3, epochs=2)
+    assert isinstance(run, training.Training) and run.train_examples == 16
+    assert {"start_positions", "end_positions"} <= set(run.features["train"].column_names)
+    scores = bert.evaluate_qa(run.model, ds["test"], run.features["test"])
+    assert {"exact_match", "f1"} <= set(scores) and scores["questions"] == 8 and len(scores["predictions"]) == 8

@@ -131,13 +131,13 @@ def test_distinct_n_and_repetition_rate_on_known_sequences():
 
 
 def test_generation_is_seeded_and_greedy_has_one_answer(tiny, gpt2_tok):
-    first = gpt.generate(tiny, gpt2_tok, "The jury", "top-p 0.9", samples=3, max_new_tokens=6)
-    assert first == gpt.generate(tiny, gpt2_tok, "The jury", "top-p 0.9", samples=3, max_new_tokens=6)
+    first = gpt.generate_ids(tiny, gpt2_tok, "The jury", "top-p 0.9", samples=3, max_new_tokens=6)
+    assert first == gpt.generate_ids(tiny, gpt2_tok, "The jury", "top-p 0.9", samples=3, max_new_tokens=6)
     assert len(first) == 3 and all(len(s) == 6 for s in first)
-    greedy = gpt.generate(tiny, gpt2_tok, "The jury", "greedy", samples=3, max_new_tokens=6)
+    greedy = gpt.generate_ids(tiny, gpt2_tok, "The jury", "greedy", samples=3, max_new_tokens=6)
     assert greedy[0] == greedy[1] == greedy[2]
     with pytest.raises(ValueError, match="unknown strategy 'hot'"):
-        gpt.generate(tiny, gpt2_tok, "The jury", "hot")
+        gpt.generate_ids(tiny, gpt2_tok, "The jury", "hot")
 
 
 def test_compare_decoding_reports_every_strategy(tiny, gpt2_tok):

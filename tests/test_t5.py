@@ -101,7 +101,7 @@ def test_small_t5_learns_from_span_corruption(tok):
     assert run.history[-1]["eval_loss"] < run.history[0]["eval_loss"]
     counts = t5.parameter_split(run.model)
     assert counts["decoder cross-attention"] > 0 and counts["total"] == run.model.num_parameters()
-    answer = t5.generate(run.model, tok, ["The jury said <extra_id_0> was conducted well."], max_new_tokens=4)
+    answer = t5.generate_text(run.model, tok, ["The jury said <extra_id_0> was conducted well."], max_new_tokens=4)
     assert len(answer) == 1
 
 
@@ -118,8 +118,8 @@ def test_task_formats():
 
 
 def test_answers_are_parsed_and_invalid_ones_counted():
-    assert t5.parse_label(" Positive.", ["negative", "positive"]) == "positive"
-    assert t5.parse_label("positive negative", ["negative", "positive"]) is None
+    assert t5.matching_label(" Positive.", ["negative", "positive"]) == "positive"
+    assert t5.matching_label("positive negative", ["negative", "positive"]) is None
     pairs = Dataset.from_dict({"target": ["positive", "negative", "negative"]})
     scores = t5.score_task("sentiment", ["positive", "great", "negative"], pairs, ["negative", "positive"])
     assert scores == {"accuracy": pytest.approx(2 / 3), "invalid": 1, "examples": 3}
@@ -127,3 +127,19 @@ def test_answers_are_parsed_and_invalid_ones_counted():
     assert t5.score_task("qa", ["fulton"], qa_rows)["exact_match"] == 100.0
     with pytest.raises(ValueError, match="2 answers for 3"):
         t5.score_task("sentiment", ["a", "b"], pairs, ["negative", "positive"])
+
+
+def test_text_to_text_fine_tuning_runs_through_the_training_spine(tok):
+    from companion import training
+
+    pairs = Dataset.from_dict({"source": ["sentiment: a warm and funny film", "sentiment: dull and empty"] * 16,
+                               "target": ["positive", "negative"] * 16})
+    model = t5.small_t5(tok)
+    loss_before = t5.finetune(model, tok, pairs.select(range(2)), lr=0.0, epochs=1, max_source=16).trainer.evaluate(
+        t5.seq2seq_features(pairs, tok, 16, 4))["eval_loss"]
+    run = t5.finetune(model, tok, pairs, lr=3e-3, epochs=4, max_source=16)
+    assert isinstance(run, training.Training) and run.train_examples == 4 * 32 and run.train_seconds > 0
+    assert run.trainer.args.warmup_steps == training.TEXT_TO_TEXT.warmup
+    assert run.trainer.evaluate(t5.seq2seq_features(pairs, tok, 16, 4))["eval_loss"] < loss_before
+    with pytest.raises(ValueError, match="no training pairs"):
+        t5.finetune(model, tok, pairs.select([]), lr=1e-3, epochs=1, max_source=16)

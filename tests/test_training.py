@@ -115,3 +115,52 @@ def test_bag_of_words_learns_which_words_go_with_a_label():
         baselines.bag_of_words(texts[:2], [1, 1], ["great"])
     with pytest.raises(ValueError, match="one label per training text"):
         baselines.bag_of_words(texts, labels[:3], ["great"])
+
+
+def test_the_spine_sets_up_trainer_with_the_books_named_choices(tiny_run):
+    args = tiny_run.trainer.args
+    assert args.warmup_steps == training.FINETUNING.warmup and args.weight_decay == training.WEIGHT_DECAY
+    assert args.lr_scheduler_type.value == training.FINETUNING.decay == "linear" and args.seed == 0
+    assert isinstance(tiny_run, training.Training) and tiny_run.train_seconds > 0
+
+
+def test_the_spine_refuses_an_empty_set_and_an_unclear_length():
+    from datasets import Dataset
+
+    model = torch.nn.Linear(1, 1)
+    with pytest.raises(ValueError, match="x: the training data set is empty"):
+        training.train(model, Dataset.from_dict({"a": []}), name="x", lr=1e-3, schedule=training.FINETUNING,
+                       batch_size=2, collator=list, epochs=1)
+    with pytest.raises(ValueError, match="epochs or as steps"):
+        training.train(model, Dataset.from_dict({"a": [1]}), name="x", lr=1e-3, schedule=training.FINETUNING,
+                       batch_size=2, collator=list, epochs=1, steps=3)
+
+
+def test_history_keeps_every_eval_score_and_the_last_training_loss():
+    log = [{"eval_loss": 0.7, "eval_accuracy": 0.5, "eval_runtime": 1.0, "step": 0},
+           {"loss": 0.69, "step": 5}, {"loss": 0.6, "step": 10},
+           {"eval_loss": 0.5, "eval_accuracy": 0.8, "eval_samples_per_second": 9.0, "step": 10}]
+    assert training.history(log, steps_per_epoch=20) == [
+        {"step": 0, "epoch": 0.0, "train_loss": None, "eval_loss": 0.7, "eval_accuracy": 0.5},
+        {"step": 10, "epoch": 0.5, "train_loss": 0.6, "eval_loss": 0.5, "eval_accuracy": 0.8}]
+
+
+def _sentences(texts: list, labels: list) -> "data.DatasetDict":
+    from datasets import Dataset, DatasetDict
+    ok = Dataset.from_dict({"text": ["good", "bad"], "label": [1, 0]})
+    return DatasetDict(train=Dataset.from_dict({"text": texts, "label": labels}), validation=ok, test=ok)
+
+
+def test_finetune_names_a_missing_text_before_any_work(provisioned):
+    enc = resources.classifier("encoder", data.SENTIMENT_LABELS)
+    with pytest.raises(ValueError, match="'train' split's 'text' column holds None .not text. in row 1"):
+        training.finetune(enc.model, enc.tokenizer, _sentences(["fine", None, "ok"], [1, 0, 1]), lr=5e-5,
+                          name="test-none")
+
+
+def test_finetune_names_a_label_outside_the_head(provisioned):
+    enc = resources.classifier("encoder", data.SENTIMENT_LABELS)
+    with pytest.raises(ValueError, match="'train' split's 'label' column holds 5 in row 2; the model's head has"
+                                         " labels 0 .. 1"):
+        training.finetune(enc.model, enc.tokenizer, _sentences(["a", "b", "c"], [1, 0, 5]), lr=5e-5,
+                          name="test-label")
