@@ -125,3 +125,26 @@ def test_brown_offline_is_500_documents_split_by_genre(provisioned):
     assert not set(brown["train"]["fileid"]) & set(brown["test"]["fileid"])
     news = brown["train"].filter(lambda row: row["fileid"] == "ca01")
     assert news[0]["text"].startswith("The Fulton County Grand Jury said Friday an investigation")
+
+
+def test_hub_conll_reads_the_parquet_conversion_and_names_the_tags(monkeypatch):
+    """eriktks/conll2003 is a loading-script repository, which datasets >= 4 refuses: the companion
+    reads the hub's parquet conversion, whose tags may come as plain integers."""
+    asked = []
+
+    def load_dataset(name, **options):
+        asked.append((name, options))
+        if options.get("revision") != "refs/convert/parquet":
+            raise RuntimeError("Dataset scripts are no longer supported, but found conll2003.py")
+        rows = {"id": ["0", "1"], "tokens": [["EU", "rejects"], ["Peter", "Blackburn"]],
+                "pos_tags": [[22, 42], [22, 22]], "chunk_tags": [[11, 21], [11, 12]], "ner_tags": [[3, 0], [1, 2]]}
+        return DatasetDict({split: Dataset.from_dict(rows) for split in data.SPLITS})
+
+    monkeypatch.setattr(data, "load_dataset", load_dataset)
+    monkeypatch.setenv("COMPANION_SOURCE", "hub")
+    ds = data.load("token-tags")
+    assert asked == [("eriktks/conll2003", {"revision": "refs/convert/parquet", "data_dir": "conll2003"})]
+    assert ds["train"].column_names == ["tokens", "tags"]
+    names = ds["train"].features["tags"].feature.names
+    assert names == data.CONLL_TAGS and names[:3] == ["O", "B-PER", "I-PER"]
+    assert [[names[t] for t in tags] for tags in ds["test"]["tags"]] == [["B-ORG", "O"], ["B-PER", "I-PER"]]
