@@ -81,9 +81,12 @@ MODELS: dict[str, ModelEntry] = {
 # Tokenizers that exist offline without their model's weights.
 TOKENIZERS: dict[str, tuple[str, WheelFiles]] = {"gpt2": ("openai-community/gpt2", GPT2_TOKENIZER)}
 
-# A role names what a chapter needs: offline it is one model; online the profile names the checkpoint.
+# A role names what a chapter needs: offline it is one model; online a model name, or the profile
+# field that names the checkpoint. `bert-encoder` is a BERT with segment (token type) embeddings from
+# both sources, for the BERT chapter; DistilBERT, the smaller profiles' `encoder` on the hub, has none.
 ROLES: dict[str, dict[str, str]] = {
     "encoder": {"offline": "all-MiniLM-L6-v2", "hub": "hub_encoder"},
+    "bert-encoder": {"offline": "all-MiniLM-L6-v2", "hub": "bert-base-uncased"},
     "decoder": {"offline": "SmolLM2-135M-Instruct", "hub": "hub_decoder"},
     "base-decoder": {"offline": "gemma-3-270m", "hub": "hub_base_decoder"},
 }
@@ -114,7 +117,10 @@ def resolve(name: str, dtype: torch.dtype | None = None) -> Resolved:
     concrete = name
     if name in ROLES:
         role = ROLES[name]
-        concrete = getattr(settings.profile(), role["hub"]) if src == "hub" else role["offline"]
+        if src == "offline":
+            concrete = role["offline"]
+        else:
+            concrete = role["hub"] if role["hub"] in MODELS else getattr(settings.profile(), role["hub"])
     if concrete not in MODELS:
         known = ", ".join([*ROLES, *MODELS])
         raise ResourceError(f"unknown model {name!r}; known roles and names: {known}.")
