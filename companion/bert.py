@@ -27,12 +27,16 @@ def embedding_parts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
                     ) -> dict[str, object]:
     """The input of a BERT encoder for a sentence pair, piece by piece: the tokens, their segment
     ids, the three embedding tables' rows (token, position, segment; each (tokens, width)), their
-    sum, and the largest gap between LayerNorm(sum) and the model's own embedding output."""
-    base = model.base_model
+    sum, and the largest gap between LayerNorm(sum) and the model's own embedding output. Raises
+    ``ValueError`` for a model without segment embeddings (DistilBERT drops them)."""
+    emb = model.base_model.embeddings
+    if getattr(emb, "token_type_embeddings", None) is None:
+        raise ValueError(f"{model.config.name_or_path or model.config.model_type} ({type(model).__name__}) has no"
+                         f" segment (token type) embeddings; use an encoder of BERT's architecture, e.g. the role"
+                         f" 'bert-encoder'.")
     batch = tokenizer(first, second, return_tensors="pt").to(model.device)
     ids, segments = batch["input_ids"], batch["token_type_ids"]
     positions = torch.arange(ids.shape[1], device=ids.device)[None]
-    emb = base.embeddings
     parts = {"token": emb.word_embeddings(ids)[0], "position": emb.position_embeddings(positions)[0],
              "segment": emb.token_type_embeddings(segments)[0]}
     total = parts["token"] + parts["position"] + parts["segment"]

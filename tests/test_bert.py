@@ -88,6 +88,28 @@ def test_embeddings_are_the_layer_norm_of_three_summed_tables(tok):
     assert parts["gap"] < 1e-5
 
 
+def test_embedding_parts_names_a_model_without_segment_embeddings(tok):
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    model = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=len(tok), dim=32, n_layers=1, n_heads=2,
+                                                                 hidden_dim=64, max_position_embeddings=128))
+    with pytest.raises(ValueError, match="distilbert .*DistilBertForSequenceClassification.* no segment"):
+        bert.embedding_parts(model, tok, "The jury met.", "It praised the city.")
+
+
+def test_bert_encoder_role_has_segment_embeddings_from_both_sources(monkeypatch):
+    from companion import resources
+
+    offline = resources.classifier("bert-encoder", ["a", "b"])
+    assert offline.resolved.name == resources.resolve("encoder").name == "all-MiniLM-L6-v2"  # same figures offline
+    assert bert.embedding_parts(offline.model, offline.tokenizer, "The jury met.", "It praised it.")["gap"] < 1e-5
+    monkeypatch.setenv("COMPANION_SOURCE", "hub")
+    for profile in settings.PROFILES:  # DistilBERT, the smaller profiles' hub encoder, has no segments
+        monkeypatch.setenv("COMPANION_PROFILE", profile)
+        assert resources.resolve("bert-encoder").location == "bert-base-uncased"
+    assert BertConfig().type_vocab_size == 2  # bert-base-uncased's config: segments A and B
+
+
 def test_size_table_counts_bert_base_and_large():
     rows = {r["model"]: r for r in bert.size_table()}
     assert rows["BERT-base"]["total"] == 109_482_240

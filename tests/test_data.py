@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from datasets import Dataset, DatasetDict
 
@@ -125,3 +127,67 @@ def test_brown_offline_is_500_documents_split_by_genre(provisioned):
     assert not set(brown["train"]["fileid"]) & set(brown["test"]["fileid"])
     news = brown["train"].filter(lambda row: row["fileid"] == "ca01")
     assert news[0]["text"].startswith("The Fulton County Grand Jury said Friday an investigation")
+
+
+def test_hub_conll_reads_the_parquet_conversion_and_names_the_tags(monkeypatch):
+    """eriktks/conll2003 is a loading-script repository, which datasets >= 4 refuses: the companion
+    reads the hub's parquet conversion, whose tags may come as plain integers."""
+    asked = []
+
+    def load_dataset(name, **options):
+        asked.append((name, options))
+        if options.get("revision") != "refs/convert/parquet":
+            raise RuntimeError("Dataset scripts are no longer supported, but found conll2003.py")
+        rows = {"id": ["0", "1"], "tokens": [["EU", "rejects"], ["Peter", "Blackburn"]],
+                "pos_tags": [[22, 42], [22, 22]], "chunk_tags": [[11, 21], [11, 12]], "ner_tags": [[3, 0], [1, 2]]}
+        return DatasetDict({split: Dataset.from_dict(rows) for split in data.SPLITS})
+
+    monkeypatch.setattr(data, "load_dataset", load_dataset)
+    monkeypatch.setenv("COMPANION_SOURCE", "hub")
+    ds = data.load("token-tags")
+    assert asked == [("eriktks/conll2003", {"revision": "refs/convert/parquet", "data_dir": "conll2003"})]
+    assert ds["train"].column_names == ["tokens", "tags"]
+    names = ds["train"].features["tags"].feature.names
+    assert names == data.CONLL_TAGS and names[:3] == ["O", "B-PER", "I-PER"]
+    assert [[names[t] for t in tags] for tags in ds["test"]["tags"]] == [["B-ORG", "O"], ["B-PER", "I-PER"]]
+
+
+@pytest.fixture
+def hub_without_brown(monkeypatch, tmp_path):
+    """The hub source, an empty cache, no Brown corpus where nltk looks, and an nltk.download that
+    records its calls and writes the corpus."""
+    import nltk
+
+    downloads = []
+
+    def download(name, download_dir, quiet):
+        downloads.append(name)
+        (Path(download_dir) / "corpora" / "brown").mkdir(parents=True)
+        (Path(download_dir) / "corpora" / "brown" / "cats.txt").write_text("ca01 news\n")
+        return True
+
+    monkeypatch.setenv("COMPANION_SOURCE", "hub")
+    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "nltk_data")])
+    monkeypatch.setattr(nltk, "download", download)
+    return downloads
+
+
+def test_hub_brown_uses_the_provisioned_npm_corpus_before_downloading(hub_without_brown):
+    folder = data.BROWN_NPM.target()
+    folder.mkdir(parents=True)
+    (folder / "package.json").write_text("{}")
+    assert data._brown_root() == folder and hub_without_brown == []
+
+
+def test_hub_brown_uses_a_corpus_nltk_finds_before_downloading(hub_without_brown, tmp_path):
+    found = tmp_path / "nltk_data" / "corpora" / "brown"
+    found.mkdir(parents=True)
+    (found / "cats.txt").write_text("ca01 news\n")
+    assert data._brown_root() == found and hub_without_brown == []
+
+
+def test_hub_brown_downloads_once_when_nothing_is_on_disk(hub_without_brown):
+    first = data._brown_root()
+    assert (first / "cats.txt").is_file() and hub_without_brown == ["brown"]
+    assert data._brown_root() == first and hub_without_brown == ["brown"]  # found on disk the second time

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from companion import resources
 from companion.provision import PackagedModel, ResourceError
@@ -86,3 +87,82 @@ def test_cli_reports_errors_without_a_traceback(monkeypatch, capsys):
     monkeypatch.setenv("COMPANION_PROFILE", "nope")
     assert main(["info"]) == 1
     assert "error: COMPANION_PROFILE='nope'" in capsys.readouterr().err
+
+
+class FakeAuto:
+    """Stands for an ``AutoModel*`` class and ``AutoTokenizer``: records each ``from_pretrained`` call; the
+    hub refuses ``refused`` as gated, the way transformers reports it (an OSError from GatedRepoError)."""
+
+    def __init__(self, refused: str = ""):
+        self.calls: list[tuple[str, dict]] = []
+        self.refused = refused
+
+    def from_pretrained(self, location, **options):
+        from huggingface_hub.errors import GatedRepoError
+        from huggingface_hub.utils import httpx
+
+        self.calls.append((location, options))
+        if location == self.refused:
+            url = f"https://huggingface.co/{location}/resolve/main/config.json"
+            gated = GatedRepoError("401 Client Error. Cannot access gated repo",
+                                   response=httpx.Response(401, request=httpx.Request("GET", url)))
+            raise OSError(f"You are trying to access a gated repo.\n{gated}") from gated
+        return torch.nn.Linear(1, 1)
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """The hub source with fake model classes and tokenizer: no download."""
+    monkeypatch.setenv("COMPANION_SOURCE", "hub")
+    fakes = {"lm": FakeAuto(refused="google/gemma-3-270m"), "mlm": FakeAuto(), "tok": FakeAuto()}
+    monkeypatch.setattr(resources, "AutoModelForCausalLM", fakes["lm"])
+    monkeypatch.setattr(resources, "AutoModelForMaskedLM", fakes["mlm"])
+    monkeypatch.setattr(resources, "AutoTokenizer", fakes["tok"])
+    return fakes
+
+
+def test_load_dtype_is_fp32_on_cpu_and_bf16_on_a_bf16_gpu_for_models_only_run(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resources.load_dtype() == resources.load_dtype(trained=True) == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resources.load_dtype() == torch.bfloat16 and resources.load_dtype(trained=True) == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resources.load_dtype() == torch.float32
+
+
+def test_every_load_passes_the_dtype_and_prints_it(fake_hub, monkeypatch, capsys):
+    monkeypatch.setattr(resources, "load_dtype", lambda trained=False: torch.float16 if trained else torch.bfloat16)
+    resources.language_model("decoder")
+    resources.masked_lm("bert-base-uncased")
+    assert [o["dtype"] for _, o in fake_hub["lm"].calls + fake_hub["mlm"].calls] == [torch.bfloat16] * 2
+    out = capsys.readouterr().out
+    assert "'decoder' -> gpt2: source=hub" in out and out.count("dtype=bfloat16") == 2
+
+
+def test_classifier_loads_in_the_policy_dtype_and_says_so(monkeypatch, capsys):
+    assert resources.classifier("encoder", ["a", "b"]).model.dtype == torch.float32
+    assert "dtype=float32" in capsys.readouterr().out
+    monkeypatch.setattr(resources, "load_dtype", lambda trained=False: torch.bfloat16)
+    assert resources.classifier("encoder", ["a", "b"]).model.dtype == torch.bfloat16
+
+
+def test_gated_base_decoder_falls_back_with_a_message_naming_the_licence_and_the_token(fake_hub, monkeypatch, capsys):
+    monkeypatch.setattr(resources.huggingface_hub, "get_token", lambda: None)
+    lm = resources.language_model("base-decoder")
+    assert lm.resolved == ("SmolLM2-135M", "hub", "HuggingFaceTB/SmolLM2-135M")
+    assert [location for location, _ in fake_hub["lm"].calls] == ["google/gemma-3-270m", "HuggingFaceTB/SmolLM2-135M"]
+    assert fake_hub["tok"].calls[0][0] == "HuggingFaceTB/SmolLM2-135M"
+    out = capsys.readouterr().out
+    assert "https://huggingface.co/google/gemma-3-270m" in out and "HF_TOKEN" in out and "no token was found" in out
+    assert "Falling back to HuggingFaceTB/SmolLM2-135M" in out
+    assert resources.MODELS["gemma-3-270m"].gated_fallback == "SmolLM2-135M"
+    assert resources.MODELS["SmolLM2-135M"].gated_fallback is None
+
+
+def test_other_load_errors_are_not_taken_for_a_gated_refusal(fake_hub):
+    def unreachable(location, **options):
+        raise OSError("We couldn't connect to 'https://huggingface.co'")
+    fake_hub["lm"].from_pretrained = unreachable
+    with pytest.raises(OSError, match="couldn't connect"):
+        resources.language_model("base-decoder")

@@ -1,7 +1,9 @@
 """What the offline evaluate modules share: their description and the sklearn computation.
 
 Each module (``accuracy/accuracy.py`` ...) matches the hub module of the same name
-(``evaluate-metric/<name>``): same inputs, same keyword arguments, same output key.
+(``evaluate-metric/<name>``, huggingface/evaluate v0.4.6): same inputs, same output key, and a
+``_compute`` with the same keyword arguments and defaults, so that a keyword the hub module refuses
+is refused offline too.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ author={Pedregosa, F. and others}, journal={Journal of Machine Learning Research
 pages={2825--2830}, year={2011}}"""
 
 INPUTS = """predictions (list of int): predicted labels. references (list of int): true labels.
-Keyword arguments are passed on to the scikit-learn function of the same name
-(e.g. ``average``, ``pos_label``, ``labels``, ``sample_weight``)."""
+Keyword arguments: those of the hub module of the same name, passed on to the scikit-learn function
+(accuracy: ``normalize``, ``sample_weight``; precision and recall: ``labels``, ``pos_label``,
+``average``, ``sample_weight``, ``zero_division``; f1: the same without ``zero_division``)."""
 
 _FUNCTIONS = {"accuracy": sk.accuracy_score, "precision": sk.precision_score,
               "recall": sk.recall_score, "f1": sk.f1_score}

@@ -9,5 +9,5 @@ class Accuracy(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
         return info(__doc__)
 
-    def _compute(self, predictions, references, **kwargs):
-        return compute("accuracy", predictions, references, **kwargs)
+    def _compute(self, predictions, references, normalize=True, sample_weight=None):
+        return compute("accuracy", predictions, references, normalize=normalize, sample_weight=sample_weight)

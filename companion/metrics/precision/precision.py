@@ -10,5 +10,7 @@ class Precision(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
         return info(__doc__)
 
-    def _compute(self, predictions, references, **kwargs):
-        return compute("precision", predictions, references, **kwargs)
+    def _compute(self, predictions, references, labels=None, pos_label=1, average="binary",
+                 sample_weight=None, zero_division="warn"):
+        return compute("precision", predictions, references, labels=labels, pos_label=pos_label,
+                       average=average, sample_weight=sample_weight, zero_division=zero_division)
