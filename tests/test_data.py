@@ -1,9 +1,10 @@
+import json
 from pathlib import Path
 
 import pytest
 from datasets import Dataset, DatasetDict
 
-from companion import data, settings
+from companion import data, provision, settings
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +178,8 @@ def test_hub_brown_uses_the_provisioned_npm_corpus_before_downloading(hub_withou
     folder = data.BROWN_NPM.target()
     folder.mkdir(parents=True)
     (folder / "package.json").write_text("{}")
+    stamp = {"provider": repr(data.BROWN_NPM), "files": provision.record(folder)}  # as `fetch` leaves it
+    (folder / provision.PROVENANCE).write_text(json.dumps(stamp))
     assert data._brown_root() == folder and hub_without_brown == []
 
 
