@@ -1,24 +1,22 @@
 """BERT, the encoder-only transformer: its three embeddings, masked-language-model and next-sentence
-pretraining, and fine-tuning for the four task types of the BERT paper (single sentences, sentence
-pairs, extractive question answering, token tagging).
+pretraining, and fine-tuning for token tagging (single sentences and sentence pairs go through
+:func:`companion.training.finetune`, extractive question answering through :mod:`companion.qa`; the
+next-sentence pairs themselves are built by :mod:`companion.brown`).
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from datasets import Dataset, DatasetDict
 from transformers import (BertConfig, BertForPreTraining, BertModel, DataCollatorForTokenClassification,
-                          DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase, Trainer,
-                          default_data_collator, set_seed)
+                          DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase, Trainer, set_seed)
 
-from . import data, metrics, qa, settings
-from .training import BERT_PRETRAINING, FINETUNING, Training, train
+from . import data, metrics, settings
+from .training import BERT_PRETRAINING, TaskRun, Training, finetune_features, train
 
-NSP_LABELS = ["next", "random"]  # BertForPreTraining: 0 = B follows A, 1 = B is a random sentence
 
 
 # --- architecture ---------------------------------------------------------------------------------
@@ -103,34 +101,6 @@ def masking_shares(original: torch.Tensor, inputs: torch.Tensor, labels: torch.T
             "mask": int((inputs[selected] == mask_token_id).sum()) / n,
             "random": int(((inputs != original) & (inputs != mask_token_id))[selected].sum()) / n,
             "unchanged": int((inputs[selected] == original[selected]).sum()) / n}
-
-
-# --- next sentence prediction ---------------------------------------------------------------------
-
-def next_sentence_pairs(documents: list[list[str]], seed: int = settings.SEED) -> Dataset:
-    """Sentence pairs ``text`` / ``text_pair`` with ``label`` ``next`` (B follows A in its
-    document) or ``random`` (B is a random sentence of another document), half and half by a
-    seeded coin per pair. Every sentence that has a successor starts one pair."""
-    docs = [[s for s in doc if s.strip()] for doc in documents]
-    if sum(len(d) > 1 for d in docs) == 0:
-        raise ValueError("no document has two sentences")
-    if len([d for d in docs if d]) < 2:
-        raise ValueError("random pairs need sentences from at least two documents")
-    rng = random.Random(seed)
-    rows: dict[str, list] = {"text": [], "text_pair": [], "label": []}
-    for d, doc in enumerate(docs):
-        for i in range(len(doc) - 1):
-            if rng.random() < 0.5:
-                second, label = doc[i + 1], 0
-            else:
-                other = rng.choice([k for k in range(len(docs)) if k != d and docs[k]])
-                second, label = rng.choice(docs[other]), 1
-            rows["text"].append(doc[i])
-            rows["text_pair"].append(second)
-            rows["label"].append(label)
-    features = Features({"text": Value("string"), "text_pair": Value("string"),
-                         "label": ClassLabel(names=NSP_LABELS)})
-    return Dataset.from_dict(rows, features=features)
 
 
 # --- pretraining a small BERT ---------------------------------------------------------------------
@@ -323,23 +293,6 @@ def token_scores(logits: np.ndarray, labels: np.ndarray, names: list[str]) -> di
     return {"accuracy": accuracy, "macro_f1": f1, "per_tag_accuracy": per_tag, "words": int(gold.size)}
 
 
-@dataclass
-class TaskRun(Training):
-    """A finished fine-tuning run of a token-tagging or question-answering model: the
-    :class:`~companion.training.Training`, the tokenizer and the features of every split."""
-
-    tokenizer: PreTrainedTokenizerBase
-    features: DatasetDict
-
-
-def _task_run(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, features: DatasetDict, collator, *,
-              lr: float, name: str, epochs: float, profile: settings.Profile) -> TaskRun:
-    """Fine-tune on ``features["train"]`` through the training spine."""
-    done = train(model, features["train"], name=name, lr=lr, schedule=FINETUNING, batch_size=profile.batch_size,
-                 collator=collator, epochs=epochs, eval_batch_size=4 * profile.batch_size, tokenizer=tokenizer)
-    return TaskRun(done.trainer, done.history, done.train_seconds, done.train_examples, tokenizer, features)
-
-
 def finetune_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: DatasetDict, *, lr: float,
                     name: str = "token-tags", epochs: float | None = None,
                     profile: settings.Profile | None = None) -> TaskRun:
@@ -347,8 +300,8 @@ def finetune_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     profile = profile or settings.profile()
     data.check(ds, ("tokens", "tags"))
     features = token_features(ds, tokenizer, profile.max_length)
-    return _task_run(model, tokenizer, features, DataCollatorForTokenClassification(tokenizer), lr=lr, name=name,
-                     epochs=epochs or profile.epochs, profile=profile)
+    return finetune_features(model, tokenizer, features, DataCollatorForTokenClassification(tokenizer), lr=lr,
+                             name=name, epochs=epochs or profile.epochs, profile=profile)
 
 
 def evaluate_tokens(run: TaskRun, split: str = "test") -> dict[str, object]:
@@ -356,56 +309,3 @@ def evaluate_tokens(run: TaskRun, split: str = "test") -> dict[str, object]:
     out = run.trainer.predict(run.features[split])
     return token_scores(out.predictions, out.label_ids, [run.model.config.id2label[i]
                                                          for i in range(run.model.config.num_labels)])
-
-
-# --- extractive question answering ----------------------------------------------------------------
-
-def finetune_qa(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: DatasetDict, *, lr: float,
-                name: str = "qa", epochs: float | None = None, profile: settings.Profile | None = None) -> TaskRun:
-    """Fine-tune start/end logits on SQuAD-format splits, contexts cut into ``qa_max_length`` windows
-    overlapping by ``qa_stride`` tokens (:func:`companion.qa.train_features`)."""
-    profile = profile or settings.profile()
-    data.check(ds, ("id", "context", "question", "answers"))
-    columns = ds["train"].column_names
-    train = ds["train"].map(lambda b: qa.train_features(b, tokenizer, profile.qa_max_length, profile.qa_stride),
-                            batched=True, remove_columns=columns, desc="question windows")
-    held = DatasetDict({s: ds[s].map(lambda b: qa.eval_features(b, tokenizer, profile.qa_max_length,
-                                                                profile.qa_stride),
-                                     batched=True, remove_columns=columns, desc="question windows")
-                        for s in ("validation", "test")})
-    return _task_run(model, tokenizer, DatasetDict(train=train, **held), default_data_collator, lr=lr, name=name,
-                     epochs=epochs or profile.epochs, profile=profile)
-
-
-def qa_logits(model: PreTrainedModel, features: Dataset, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end logits (windows x tokens) of a QA model over :func:`companion.qa.eval_features`."""
-    model.eval()
-    starts, ends = [], []
-    inputs = features.select_columns([c for c in ("input_ids", "attention_mask", "token_type_ids")
-                                      if c in features.column_names]).with_format("torch")
-    for start in range(0, len(inputs), batch_size):
-        batch = {k: v.to(model.device) for k, v in inputs[start:start + batch_size].items()}
-        with torch.no_grad():
-            out = model(**batch)
-        starts.append(out.start_logits.float().cpu().numpy())
-        ends.append(out.end_logits.float().cpu().numpy())
-    return np.concatenate(starts), np.concatenate(ends)
-
-
-def evaluate_qa(model: PreTrainedModel, examples: Dataset, features: Dataset) -> dict[str, object]:
-    """Exact match and F1 (SQuAD scoring, in %) of a QA model on ``examples``, with the predictions."""
-    start, end = qa_logits(model, features)
-    predicted = qa.answers(examples, features, start, end)
-    scores = metrics.load("squad").compute(predictions=qa.predictions_for_metric(predicted),
-                                           references=qa.references(examples))
-    return {**scores, "windows": len(features), "questions": len(examples), "predictions": predicted}
-
-
-def answer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, question: str, context: str,
-           max_length: int = 384, stride: int = 128) -> str:
-    """The answer span a QA model picks in ``context`` for ``question``."""
-    example = Dataset.from_dict({"id": ["q"], "question": [question], "context": [context],
-                                 "answers": [{"text": [], "answer_start": []}]})
-    features = example.map(lambda b: qa.eval_features(b, tokenizer, max_length, stride), batched=True,
-                           remove_columns=example.column_names)
-    return qa.answers(example, features, *qa_logits(model, features))["q"]

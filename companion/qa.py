@@ -1,82 +1,21 @@
-"""Extractive question answering: a SQuAD-format set built from the Brown corpus, the sliding-window
-features a BERT-style model reads, and the post-processing from start/end logits back to text.
-
-Offline there is no SQuAD, so :func:`cloze_questions` builds a SQuAD-format set from real text the way
-Hermann et al. (2015) built theirs from CNN / Daily Mail: take a sentence of a Brown document, blank
-out a proper name or a number that also occurs in the sentences around it, and ask for it; the
-context is those surrounding sentences, without the question's own sentence. Answering then means
-reading the context, not matching the question against it.
+"""Extractive question answering, all of it: the sliding-window features a BERT-style model reads, the
+post-processing from start/end logits back to text, fine-tuning through the training spine, SQuAD
+scoring, and answering one question. The data (SQuAD on the hub, Brown cloze questions offline, see
+:func:`companion.brown.cloze_questions`) comes from :func:`companion.data.load` ``("qa")``.
 """
 
 from __future__ import annotations
 
 import collections
 import re
-from typing import Iterable, Sequence
 
 import numpy as np
-from datasets import Dataset
-from transformers import PreTrainedTokenizerBase
+import torch
+from datasets import Dataset, DatasetDict
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, default_data_collator
 
-BLANK = "what"
-WINDOW = 4  # sentences of context before and after the question's sentence
-MAX_QUESTION_WORDS = 40  # longer sentences are not asked: a question must leave room for the passage
-
-
-def _answer_spans(tags: Sequence[str]) -> list[tuple[int, int]]:
-    """``(start, end)`` word spans of maximal runs of proper nouns (Brown ``NP``/``NPS``, not the
-    possessive ``NP$``) or of numbers (``CD``)."""
-    def kind(tag: str) -> str | None:
-        base = tag.split("-")[0]
-        return "name" if base in ("NP", "NPS") else "number" if base == "CD" else None
-
-    spans, start = [], None
-    for i, tag in enumerate([*tags, "END"]):
-        if start is not None and (i == len(tags) or kind(tag) != kind(tags[start])):
-            spans.append((start, i))
-            start = None
-        if start is None and i < len(tags) and kind(tag):
-            start = i
-    return spans
-
-
-def cloze_questions(documents: Iterable[tuple[str, list[list[tuple[str, str]]]]],
-                    detokenize, window: int = WINDOW) -> Dataset:
-    """SQuAD-format rows (``id``, ``title``, ``context``, ``question``, ``answers``) from tagged
-    documents ``(document id, sentences of (word, tag))``.
-
-    For each sentence of at most :data:`MAX_QUESTION_WORDS` words, the first name or number span that
-    occurs (as whole words) in the ``window`` sentences before and after it, and only once in the
-    sentence itself, becomes the answer. The
-    question is the sentence with that span replaced by ``what`` and a question mark; the context is
-    the surrounding sentences; ``answer_start`` is the answer's first occurrence in the context.
-    """
-    rows: dict[str, list] = {"id": [], "title": [], "context": [], "question": [], "answers": []}
-    for doc_id, sentences in documents:
-        texts = [detokenize([w for w, _ in sent]) for sent in sentences]
-        for i, sent in enumerate(sentences):
-            if len(sent) > MAX_QUESTION_WORDS:
-                continue
-            around = texts[max(0, i - window):i] + texts[i + 1:i + 1 + window]
-            context = " ".join(around)
-            words = [w for w, _ in sent]
-            for start, end in _answer_spans([t for _, t in sent]):
-                answer = detokenize(words[start:end])
-                pattern = re.compile(rf"(?<!\w){re.escape(answer)}(?!\w)")
-                found = pattern.search(context)
-                if found is None or len(pattern.findall(texts[i])) != 1:
-                    continue
-                question = detokenize([*words[:start], BLANK, *words[end:]]).rstrip(" .!;:") + "?"
-                rows["id"].append(f"{doc_id}-{i}")
-                rows["title"].append(doc_id)
-                rows["context"].append(context)
-                rows["question"].append(question[0].upper() + question[1:])
-                rows["answers"].append({"text": [answer], "answer_start": [found.start()]})
-                break
-    if not rows["id"]:
-        raise ValueError("no sentence has a name or number that recurs in its context")
-    return Dataset.from_dict(rows)
-
+from . import data, metrics, settings
+from .training import TaskRun, finetune_features
 
 def frequent_name_baseline(context: str) -> str:
     """A reader that does not read the question: the most frequent run of capitalized words in the
@@ -188,3 +127,56 @@ def references(examples: Dataset) -> list[dict[str, object]]:
 def predictions_for_metric(predicted: dict[str, str]) -> list[dict[str, str]]:
     """Predicted answers in the form the ``squad`` metric takes."""
     return [{"id": key, "prediction_text": text} for key, text in predicted.items()]
+
+
+# --- training, scoring and answering ---------------------------------------------------------------
+
+def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: DatasetDict, *, lr: float,
+             name: str = "qa", epochs: float | None = None, profile: settings.Profile | None = None) -> TaskRun:
+    """Fine-tune start/end logits on SQuAD-format splits, contexts cut into ``qa_max_length`` windows
+    overlapping by ``qa_stride`` tokens (:func:`train_features`)."""
+    profile = profile or settings.profile()
+    data.check(ds, ("id", "context", "question", "answers"))
+    columns = ds["train"].column_names
+    train = ds["train"].map(lambda b: train_features(b, tokenizer, profile.qa_max_length, profile.qa_stride),
+                            batched=True, remove_columns=columns, desc="question windows")
+    held = DatasetDict({s: ds[s].map(lambda b: eval_features(b, tokenizer, profile.qa_max_length,
+                                                             profile.qa_stride),
+                                     batched=True, remove_columns=columns, desc="question windows")
+                        for s in ("validation", "test")})
+    return finetune_features(model, tokenizer, DatasetDict(train=train, **held), default_data_collator, lr=lr,
+                             name=name, epochs=epochs or profile.epochs, profile=profile)
+
+
+def logits(model: PreTrainedModel, features: Dataset, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end logits (windows x tokens) of a QA model over :func:`eval_features`."""
+    model.eval()
+    starts, ends = [], []
+    inputs = features.select_columns([c for c in ("input_ids", "attention_mask", "token_type_ids")
+                                      if c in features.column_names]).with_format("torch")
+    for start in range(0, len(inputs), batch_size):
+        batch = {k: v.to(model.device) for k, v in inputs[start:start + batch_size].items()}
+        with torch.no_grad():
+            out = model(**batch)
+        starts.append(out.start_logits.float().cpu().numpy())
+        ends.append(out.end_logits.float().cpu().numpy())
+    return np.concatenate(starts), np.concatenate(ends)
+
+
+def evaluate(model: PreTrainedModel, examples: Dataset, features: Dataset) -> dict[str, object]:
+    """Exact match and F1 (SQuAD scoring, in %) of a QA model on ``examples``, with the predictions."""
+    start, end = logits(model, features)
+    predicted = answers(examples, features, start, end)
+    scores = metrics.load("squad").compute(predictions=predictions_for_metric(predicted),
+                                           references=references(examples))
+    return {**scores, "windows": len(features), "questions": len(examples), "predictions": predicted}
+
+
+def answer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, question: str, context: str,
+           max_length: int = 384, stride: int = 128) -> str:
+    """The answer span a QA model picks in ``context`` for ``question``."""
+    example = Dataset.from_dict({"id": ["q"], "question": [question], "context": [context],
+                                 "answers": [{"text": [], "answer_start": []}]})
+    features = example.map(lambda b: eval_features(b, tokenizer, max_length, stride), batched=True,
+                           remove_columns=example.column_names)
+    return answers(example, features, *logits(model, features))["q"]

@@ -240,6 +240,24 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: Dat
                encode, lr)
 
 
+@dataclass
+class TaskRun(Training):
+    """A finished fine-tuning run over prepared features (token tagging, question answering): the
+    :class:`Training`, the tokenizer and the features of every split."""
+
+    tokenizer: PreTrainedTokenizerBase
+    features: DatasetDict
+
+
+def finetune_features(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, features: DatasetDict,
+                      collator: Callable, *, lr: float, name: str, epochs: float,
+                      profile: settings.Profile) -> TaskRun:
+    """Fine-tune on ``features["train"]`` (already tokenized, labels included) through the spine."""
+    done = train(model, features["train"], name=name, lr=lr, schedule=FINETUNING, batch_size=profile.batch_size,
+                 collator=collator, epochs=epochs, eval_batch_size=4 * profile.batch_size, tokenizer=tokenizer)
+    return TaskRun(done.trainer, done.history, done.train_seconds, done.train_examples, tokenizer, features)
+
+
 def check_rows(ds: DatasetDict, num_labels: int) -> None:
     """Raise ``ValueError`` naming the split, column, row and value when a text (``text``, ``text_pair``)
     is not a string or a label is not a class id of the head (``0 .. num_labels - 1``): caught here, before

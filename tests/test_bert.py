@@ -5,7 +5,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 from transformers import (BertConfig, BertForQuestionAnswering, BertForTokenClassification,
                           DataCollatorForLanguageModeling)
 
-from companion import bert, data, settings
+from companion import bert, brown, settings
 
 SENTENCES = ["The jury praised the city of Atlanta for the manner of the election.",
              "It said the election was conducted well.", "Nobody complained about it."]
@@ -58,26 +58,6 @@ def test_masking_refuses_a_bad_probability(tok):
         bert.mask_tokens(torch.ones(1, 4, dtype=torch.long), torch.zeros(1, 4), tok.mask_token_id, 10, 1.5)
 
 
-def test_next_sentence_pairs_are_half_true_successors():
-    docs = [[f"d{d} s{i}." for i in range(50)] for d in range(6)]
-    pairs = bert.next_sentence_pairs(docs, seed=0)
-    assert len(pairs) == 6 * 49
-    nexts = [r for r in pairs if r["label"] == 0]
-    assert 0.4 < len(nexts) / len(pairs) < 0.6
-    for row in pairs:
-        doc_a, sent_a = row["text"].rstrip(".").split()
-        doc_b, sent_b = row["text_pair"].rstrip(".").split()
-        if row["label"] == 0:
-            assert doc_a == doc_b and int(sent_b[1:]) == int(sent_a[1:]) + 1
-        else:
-            assert doc_a != doc_b
-
-
-def test_next_sentence_pairs_need_two_documents():
-    with pytest.raises(ValueError, match="at least two documents"):
-        bert.next_sentence_pairs([["a.", "b."]])
-
-
 def test_embeddings_are_the_layer_norm_of_three_summed_tables(tok):
     torch.manual_seed(0)
     model = BertForQuestionAnswering(tiny_config(tok)).eval()
@@ -119,7 +99,7 @@ def test_size_table_counts_bert_base_and_large():
 def test_small_bert_pretraining_lowers_the_masked_lm_loss(tok):
     profile = settings.profile()
     docs = [[f"The jury in county {d} said the election number {i} was fair." for i in range(12)] for d in range(8)]
-    pairs = bert.next_sentence_pairs(docs)
+    pairs = brown.next_sentence_pairs(docs)
     features = bert.pair_features(DatasetDict(train=pairs, validation=pairs.select(range(32))), tok, 64)
     model = bert.small_bert(tok, profile)
     run = bert.pretrain(model, tok, features, steps=12, lr=3e-3, eval_rows=32, profile=profile)
@@ -136,7 +116,7 @@ def test_align_labels_scores_only_first_pieces():
 
 
 def test_token_features_put_each_tag_on_its_word(tok):
-    features = Features({"tokens": Sequence(Value("string")), "tags": Sequence(ClassLabel(names=data.UNIVERSAL))})
+    features = Features({"tokens": Sequence(Value("string")), "tags": Sequence(ClassLabel(names=brown.UNIVERSAL))})
     ds = Dataset.from_dict({"tokens": [["Unbelievably", "tall", "jurors", "."]], "tags": [[3, 2, 0, 10]]},
                            features=features)
     row = bert.token_features(DatasetDict(train=ds), tok, 32)["train"][0]
@@ -144,11 +124,6 @@ def test_token_features_put_each_tag_on_its_word(tok):
     tagged = [(p, label) for p, label in zip(pieces, row["labels"]) if label != -100]
     assert [label for _, label in tagged] == [3, 2, 0, 10]
     assert not tagged[0][0].startswith("##") and len(pieces) > 6  # "unbelievably" is several pieces
-
-
-def test_universal_tags_of_brown_tags():
-    assert [data.universal_tag(t) for t in ["NN-TL", "PPS+BEZ", "FW-NN", "VBD", "AT", "``", "CD", "*", "PP$"]] \
-        == ["NOUN", "PRON", "X", "VERB", "DET", ".", "NUM", "ADV", "DET"]
 
 
 def test_freezing_leaves_only_the_new_head_to_train(tok):
@@ -166,20 +141,3 @@ def test_token_scores_read_first_pieces_only():
     scores = bert.token_scores(logits, labels, ["NOUN", "VERB", "ADJ"])
     assert scores["words"] == 3 and scores["accuracy"] == pytest.approx(2 / 3)
     assert scores["per_tag_accuracy"] == {"NOUN": 1.0, "VERB": 0.5}
-
-
-def test_question_answering_fine_tunes_and_answers_through_the_spine(tok):
-    from companion import training
-
-    context = "The jury praised the city of Atlanta for the manner of the election. It met in Fulton."
-    rows = {"id": [f"q{i}" for i in range(8)], "title": ["brown"] * 8, "context": [context] * 8,
-            "question": ["The jury praised the city of what?", "It met in what?"] * 4,
-            "answers": [{"text": ["Atlanta"], "answer_start": [context.index("Atlanta")]},
-                        {"text": ["Fulton"], "answer_start": [context.index("Fulton")]}] * 4}
-    ds = DatasetDict({s: Dataset.from_dict(rows) for s in ("train", "validation", "test")})
-    torch.manual_seed(0)
-    run = bert.finetune_qa(BertForQuestionAnswering(tiny_config(tok)), tok, ds, lr=1e-3, epochs=2)
-    assert isinstance(run, training.Training) and run.train_examples == 16
-    assert {"start_positions", "end_positions"} <= set(run.features["train"].column_names)
-    scores = bert.evaluate_qa(run.model, ds["test"], run.features["test"])
-    assert {"exact_match", "f1"} <= set(scores) and scores["questions"] == 8 and len(scores["predictions"]) == 8

@@ -1,10 +1,7 @@
-import json
-from pathlib import Path
-
 import pytest
 from datasets import Dataset, DatasetDict
 
-from companion import data, provision, settings
+from companion import data, settings
 
 
 @pytest.fixture(scope="module")
@@ -107,29 +104,6 @@ def test_hub_source_turns_sst2_into_three_labelled_splits(monkeypatch):
     assert ds["train"].features["label"].names == data.SENTIMENT_LABELS
 
 
-def test_split_per_label_keeps_every_label_in_every_split():
-    ds = Dataset.from_dict({"text": [str(i) for i in range(26)], "label": [0] * 20 + [1] * 3 + [2] * 3})
-    parts = data.split_per_label(ds)
-    for name in data.SPLITS:
-        assert set(parts[name]["label"]) == {0, 1, 2}
-    assert [len(parts[n]) for n in data.SPLITS] == [16 + 1 + 1, 2 + 1 + 1, 2 + 1 + 1]
-    assert parts["test"]["text"] == data.split_per_label(ds)["test"]["text"]
-    with pytest.raises(ValueError, match="label 1 has 2 rows"):
-        data.split_per_label(Dataset.from_dict({"text": ["a"] * 5, "label": [0, 0, 0, 1, 1]}))
-
-
-def test_brown_offline_is_500_documents_split_by_genre(provisioned):
-    brown = data.DATASETS["brown"].build_offline()
-    assert sum(len(brown[s]) for s in data.SPLITS) == 500
-    genres = brown["train"].features["label"].names
-    assert len(genres) == 15 and "science_fiction" in genres
-    for name in ("validation", "test"):
-        assert set(brown[name]["label"]) == set(range(15))
-    assert not set(brown["train"]["fileid"]) & set(brown["test"]["fileid"])
-    news = brown["train"].filter(lambda row: row["fileid"] == "ca01")
-    assert news[0]["text"].startswith("The Fulton County Grand Jury said Friday an investigation")
-
-
 def test_hub_conll_reads_the_parquet_conversion_and_names_the_tags(monkeypatch):
     """eriktks/conll2003 is a loading-script repository, which datasets >= 4 refuses: the companion
     reads the hub's parquet conversion, whose tags may come as plain integers."""
@@ -151,46 +125,3 @@ def test_hub_conll_reads_the_parquet_conversion_and_names_the_tags(monkeypatch):
     names = ds["train"].features["tags"].feature.names
     assert names == data.CONLL_TAGS and names[:3] == ["O", "B-PER", "I-PER"]
     assert [[names[t] for t in tags] for tags in ds["test"]["tags"]] == [["B-ORG", "O"], ["B-PER", "I-PER"]]
-
-
-@pytest.fixture
-def hub_without_brown(monkeypatch, tmp_path):
-    """The hub source, an empty cache, no Brown corpus where nltk looks, and an nltk.download that
-    records its calls and writes the corpus."""
-    import nltk
-
-    downloads = []
-
-    def download(name, download_dir, quiet):
-        downloads.append(name)
-        (Path(download_dir) / "corpora" / "brown").mkdir(parents=True)
-        (Path(download_dir) / "corpora" / "brown" / "cats.txt").write_text("ca01 news\n")
-        return True
-
-    monkeypatch.setenv("COMPANION_SOURCE", "hub")
-    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "nltk_data")])
-    monkeypatch.setattr(nltk, "download", download)
-    return downloads
-
-
-def test_hub_brown_uses_the_provisioned_npm_corpus_before_downloading(hub_without_brown):
-    folder = data.BROWN_NPM.target()
-    folder.mkdir(parents=True)
-    (folder / "package.json").write_text("{}")
-    stamp = {"provider": repr(data.BROWN_NPM), "files": provision.record(folder)}  # as `fetch` leaves it
-    (folder / provision.PROVENANCE).write_text(json.dumps(stamp))
-    assert data._brown_root() == folder and hub_without_brown == []
-
-
-def test_hub_brown_uses_a_corpus_nltk_finds_before_downloading(hub_without_brown, tmp_path):
-    found = tmp_path / "nltk_data" / "corpora" / "brown"
-    found.mkdir(parents=True)
-    (found / "cats.txt").write_text("ca01 news\n")
-    assert data._brown_root() == found and hub_without_brown == []
-
-
-def test_hub_brown_downloads_once_when_nothing_is_on_disk(hub_without_brown):
-    first = data._brown_root()
-    assert (first / "cats.txt").is_file() and hub_without_brown == ["brown"]
-    assert data._brown_root() == first and hub_without_brown == ["brown"]  # found on disk the second time

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
-from datasets import Dataset
+import torch
+from datasets import Dataset, DatasetDict
+from transformers import BertConfig, BertForQuestionAnswering
 
-from companion import data, qa
+from companion import qa
 
 CONTEXT = ("Shenzhen is a major city in Guangdong Province, China. It lies on the Pearl River Delta, north of "
            "Hong Kong. The city grew from a market town of 30,000 people in 1979 into a metropolis. At the 2020 "
@@ -66,21 +68,6 @@ def test_eval_features_hide_question_offsets(tok):
     assert set(features["example_id"]) == {"q1"}
 
 
-def test_cloze_questions_ask_for_a_name_found_in_the_context():
-    tagged = [[("Palmer", "NP"), ("won", "VBD"), ("at", "IN"), ("Pensacola", "NP"), (".", ".")],
-              [("The", "AT"), ("crowd", "NN"), ("cheered", "VBD"), (".", ".")],
-              [("Player", "NP"), ("beat", "VBD"), ("Palmer", "NP"), ("at", "IN"), ("Pensacola", "NP"), (".", ".")]]
-    ds = qa.cloze_questions([("cx01", tagged)], data.detokenize, window=4)
-    rows = {r["id"]: r for r in ds}
-    assert set(rows) == {"cx01-0", "cx01-2"}  # "Player" occurs nowhere else; the middle has no name
-    first = rows["cx01-0"]
-    assert first["question"] == "What won at Pensacola?" and first["answers"]["text"] == ["Palmer"]
-    assert "Palmer won" not in first["context"]  # the question's own sentence is left out
-    start = first["answers"]["answer_start"][0]
-    assert first["context"][start:start + len("Palmer")] == "Palmer"
-    assert rows["cx01-2"]["answers"]["text"] == ["Palmer"]
-
-
 def test_a_question_too_long_for_the_window_is_refused(tok):
     long = example()
     long["question"] = [" ".join(["word"] * 30) + "?"]
@@ -88,17 +75,24 @@ def test_a_question_too_long_for_the_window_is_refused(tok):
         qa.train_features(long, tok, max_length=40, stride=16)
 
 
-def test_cloze_questions_skip_very_long_sentences():
-    long = [("Palmer", "NP")] + [("ran", "VBD")] * qa.MAX_QUESTION_WORDS
-    tagged = [[("Palmer", "NP"), ("won", "VBD"), (".", ".")], long]
-    ds = qa.cloze_questions([("cx01", tagged)], data.detokenize)
-    assert ds["id"] == ["cx01-0"]
-
-
-def test_cloze_questions_refuse_text_without_recurring_names():
-    with pytest.raises(ValueError, match="no sentence"):
-        qa.cloze_questions([("cx01", [[("It", "PPS"), ("rained", "VBD")]])], data.detokenize)
-
-
 def test_frequent_name_baseline():
     assert qa.frequent_name_baseline("Palmer won. Player lost to Palmer. Then Palmer left.") == "Palmer"
+
+
+def test_fine_tuning_and_scoring_run_through_the_training_spine(tok):
+    from companion import training
+
+    context = "The jury praised the city of Atlanta for the manner of the election. It met in Fulton."
+    rows = {"id": [f"q{i}" for i in range(8)], "title": ["brown"] * 8, "context": [context] * 8,
+            "question": ["The jury praised the city of what?", "It met in what?"] * 4,
+            "answers": [{"text": ["Atlanta"], "answer_start": [context.index("Atlanta")]},
+                        {"text": ["Fulton"], "answer_start": [context.index("Fulton")]}] * 4}
+    ds = DatasetDict({s: Dataset.from_dict(rows) for s in ("train", "validation", "test")})
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    run = qa.finetune(BertForQuestionAnswering(config), tok, ds, lr=1e-3, epochs=2)
+    assert isinstance(run, training.Training) and run.train_examples == 16
+    assert {"start_positions", "end_positions"} <= set(run.features["train"].column_names)
+    scores = qa.evaluate(run.model, ds["test"], run.features["test"])
+    assert {"exact_match", "f1"} <= set(scores) and scores["questions"] == 8 and len(scores["predictions"]) == 8
