@@ -6,14 +6,16 @@ from companion import baselines, data, heads, resources, results, tokens, traini
 
 
 @pytest.fixture(scope="module")
-def tiny_run(provisioned, tmp_path_factory):
-    """Two real optimisation steps of the offline encoder on 32 movie sentences."""
-    import os
-    os.environ["COMPANION_SOURCE"], os.environ["COMPANION_PROFILE"] = "offline", "smoke"
-    ds = data.load("movie-sentiment")
-    ds = type(ds)({k: v.select(range(32)) for k, v in ds.items()})
-    enc = resources.classifier("encoder", data.SENTIMENT_LABELS)
-    return training.finetune(enc.model, enc.tokenizer, ds, lr=5e-5, name="test-tiny", max_steps=2)
+def tiny_run(provisioned):
+    """Two real optimisation steps of the offline encoder on 32 movie sentences (offline, smoke; the
+    environment is restored afterwards, so later modules see theirs)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("COMPANION_SOURCE", "offline")
+        env.setenv("COMPANION_PROFILE", "smoke")
+        ds = data.load("movie-sentiment")
+        ds = type(ds)({k: v.select(range(32)) for k, v in ds.items()})
+        enc = resources.classifier("encoder", data.SENTIMENT_LABELS)
+        return training.finetune(enc.model, enc.tokenizer, ds, lr=5e-5, name="test-tiny", max_steps=2)
 
 
 def test_finetune_records_history_and_throughput(tiny_run):
