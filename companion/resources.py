@@ -10,6 +10,8 @@ gated hub checkpoint the hub refuses is replaced by a named non-gated one, with 
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -94,6 +96,32 @@ ROLES: dict[str, dict[str, str]] = {
 }
 
 
+HUB_MANIFEST = Path(__file__).with_name("hub_manifest.json")
+
+
+@functools.lru_cache(maxsize=1)
+def hub_manifest() -> dict[str, dict[str, Any]]:
+    """``hub_manifest.json``: every hub repository the book loads (``models``, ``datasets``, ``metrics``)
+    with the revision it loads and the facts the hub-shaped test fixture rebuilds."""
+    return json.loads(HUB_MANIFEST.read_text(encoding="utf-8"))
+
+
+def hub_revision(location: str) -> str | None:
+    """The revision to load of hub model or data set ``location`` (for a data set that holds a loading
+    script, its parquet conversion); ``None`` for a local folder. A hub id missing from the manifest is an
+    error, so that every repository the book loads is pinned there."""
+    manifest = hub_manifest()
+    if location in manifest["models"]:
+        return manifest["models"][location]["revision"]
+    if location in manifest["datasets"]:
+        entry = manifest["datasets"][location]
+        return entry["parquet_revision"] if entry["script"] else entry["revision"]
+    if Path(location).exists():
+        return None
+    raise ResourceError(f"{location!r} is neither a local folder nor a hub repository of {HUB_MANIFEST.name};"
+                        f" add it there with the revision to load.")
+
+
 class Resolved(NamedTuple):
     """Where a name led: the concrete model name, the source, and what to pass to from_pretrained."""
 
@@ -166,14 +194,20 @@ def _pretrained(auto: Any, name: str, trained: bool = False, **options: object) 
     dtype = load_dtype(trained)
     where = resolve(name, dtype)
     try:
-        return auto.from_pretrained(where.location, dtype=dtype, **options), where
+        return auto.from_pretrained(where.location, dtype=dtype, revision=hub_revision(where.location),
+                                    **options), where
     except OSError as error:
         fallback = MODELS[where.name].gated_fallback
         if where.source != "hub" or fallback is None or not _refused_as_gated(error):
             raise
     say(_gated_message(MODELS[where.name], MODELS[fallback]))
     where = resolve(fallback, dtype)
-    return auto.from_pretrained(where.location, dtype=dtype, **options), where
+    return auto.from_pretrained(where.location, dtype=dtype, revision=hub_revision(where.location), **options), where
+
+
+def _tokenizer_at(location: str) -> PreTrainedTokenizerBase:
+    """``AutoTokenizer.from_pretrained`` of a local folder or a hub id at its pinned revision."""
+    return AutoTokenizer.from_pretrained(location, revision=hub_revision(location))
 
 
 def tokenizer(name: str) -> PreTrainedTokenizerBase:
@@ -186,8 +220,8 @@ def tokenizer(name: str) -> PreTrainedTokenizerBase:
         else:
             location, via = str(offline.path()), offline.describe()
         say(f"tokenizer {name!r}: source={settings.source()}, {via}")
-        return AutoTokenizer.from_pretrained(location)
-    return AutoTokenizer.from_pretrained(resolve(name).location)
+        return _tokenizer_at(location)
+    return _tokenizer_at(resolve(name).location)
 
 
 class LanguageModel(NamedTuple):
@@ -201,7 +235,7 @@ class LanguageModel(NamedTuple):
 def language_model(name: str = "decoder") -> LanguageModel:
     """Load a decoder role or name with its language-model head, in evaluation mode."""
     model, where = _pretrained(AutoModelForCausalLM, name)
-    return LanguageModel(model.eval(), AutoTokenizer.from_pretrained(where.location), where)
+    return LanguageModel(model.eval(), _tokenizer_at(where.location), where)
 
 
 class Classifier(NamedTuple):
@@ -216,7 +250,7 @@ class Classifier(NamedTuple):
 def _with_head(auto: type, name: str, **options: object) -> Classifier:
     set_seed(settings.SEED)  # the new head's random initialisation is the same on every run
     (model, info), where = _pretrained(auto, name, trained=True, output_loading_info=True, **options)
-    tok = AutoTokenizer.from_pretrained(where.location)
+    tok = _tokenizer_at(where.location)
     return Classifier(model, tok, sorted(info["missing_keys"]), where)
 
 
@@ -246,7 +280,7 @@ def masked_lm(name: str) -> LanguageModel:
     """Load an encoder with its pretrained masked-language-model head, in evaluation mode (hub only:
     no offline encoder ships one)."""
     model, where = _pretrained(AutoModelForMaskedLM, name)
-    return LanguageModel(model.eval(), AutoTokenizer.from_pretrained(where.location), where)
+    return LanguageModel(model.eval(), _tokenizer_at(where.location), where)
 
 
 def offline_providers() -> dict[str, Provider]:
