@@ -122,6 +122,16 @@ def hub_revision(location: str) -> str | None:
                         f" add it there with the revision to load.")
 
 
+# A config field that only the hub-shaped test fixture (tests/hub_fixture.py) writes into its tiny models.
+STAND_IN = "companion_stand_in"
+
+
+def is_stand_in(model: PreTrainedModel) -> bool:
+    """Whether ``model`` is one of the test fixture's tiny random stand-ins for a hub checkpoint: it runs
+    the code path but knows nothing, so claims about what a pretrained model learned do not hold for it."""
+    return hasattr(model.config, STAND_IN)
+
+
 class Resolved(NamedTuple):
     """Where a name led: the concrete model name, the source, and what to pass to from_pretrained."""
 

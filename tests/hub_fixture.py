@@ -39,19 +39,19 @@ from companion import data, qa, resources, settings, t5
 ROOT = Path(__file__).resolve().parent.parent
 STAMP = "hub-fixture.json"
 SEED = 0
-WIDTH = 64  # hidden size of every tiny model; 2 layers, 2 heads
+WIDTH = 64  # hidden size of every tiny model; 2 layers, 4 heads (the chapters plot heads 0..3)
 
 # The tiny shape of each model_type (AutoConfig keyword arguments); vocabulary and special ids come from
 # the tokenizer.
 TINY: dict[str, dict[str, Any]] = {
-    "gpt2": {"n_layer": 2, "n_embd": WIDTH, "n_head": 2},
-    "bert": {"num_hidden_layers": 2, "hidden_size": WIDTH, "num_attention_heads": 2, "intermediate_size": 2 * WIDTH},
-    "distilbert": {"n_layers": 2, "dim": WIDTH, "n_heads": 2, "hidden_dim": 2 * WIDTH},
-    "llama": {"num_hidden_layers": 2, "hidden_size": WIDTH, "num_attention_heads": 2, "num_key_value_heads": 1,
+    "gpt2": {"n_layer": 2, "n_embd": WIDTH, "n_head": 4},
+    "bert": {"num_hidden_layers": 2, "hidden_size": WIDTH, "num_attention_heads": 4, "intermediate_size": 2 * WIDTH},
+    "distilbert": {"n_layers": 2, "dim": WIDTH, "n_heads": 4, "hidden_dim": 2 * WIDTH},
+    "llama": {"num_hidden_layers": 2, "hidden_size": WIDTH, "num_attention_heads": 4, "num_key_value_heads": 1,
               "intermediate_size": 2 * WIDTH, "tie_word_embeddings": True},
-    "gemma3_text": {"num_hidden_layers": 2, "hidden_size": WIDTH, "num_attention_heads": 2, "num_key_value_heads": 1,
-                    "head_dim": WIDTH // 2, "intermediate_size": 2 * WIDTH, "sliding_window": 64},
-    "t5": {"num_layers": 2, "num_decoder_layers": 2, "d_model": WIDTH, "d_kv": WIDTH // 2, "num_heads": 2,
+    "gemma3_text": {"num_hidden_layers": 2, "hidden_size": WIDTH, "num_attention_heads": 4, "num_key_value_heads": 1,
+                    "head_dim": WIDTH // 4, "intermediate_size": 2 * WIDTH, "sliding_window": 64},
+    "t5": {"num_layers": 2, "num_decoder_layers": 2, "d_model": WIDTH, "d_kv": WIDTH // 4, "num_heads": 4,
            "d_ff": 2 * WIDTH},
 }
 # T5 v1.1 checkpoints (flan-t5) differ from t5-small in the feed-forward and the untied output layer.
@@ -104,6 +104,7 @@ def tiny_model(repo_id: str, spec: dict[str, Any], tok: PreTrainedTokenizerBase)
                    "decoder_start_token_id": tok.pad_token_id}
     config = AutoConfig.for_model(spec["model_type"], vocab_size=len(tok), **TINY[spec["model_type"]],
                                   **T5_V1_1.get(repo_id, {}), **special)
+    setattr(config, resources.STAND_IN, f"tiny random stand-in for {repo_id}, built by tests/hub_fixture.py")
     transformers.set_seed(SEED)
     return getattr(transformers, spec["architecture"])(config)
 
@@ -125,7 +126,7 @@ def write_model(hub: Path, repo_id: str, spec: dict[str, Any]) -> Path:
 
 def _movie_sentences() -> list[tuple[str, int]]:
     """(text, 0/1) of the offline movie-review sentences (Hutto & Gilbert's Rotten Tomatoes snippets)."""
-    movies = data.binarize(data.read_scored_sentences(data.VADER_MOVIES.path()))
+    movies = data.binarize(data.read_scored_sentences(data.VADER_MOVIES.path())).shuffle(seed=SEED)  # sorted by label
     return list(zip(movies["text"], movies["label"]))
 
 
