@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine (see README.md):
 #   make book   set up, execute every chapter in the `cpu` profile, render HTML to _build/html
-#   make test   set up, run the unit tests and execute every notebook in the `smoke` profile
+#   make test   set up, run the unit tests and execute every notebook in the `smoke` profile, on the
+#               offline source and then on the hub source against a hub-shaped fixture (`make test-hub`)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -9,7 +10,11 @@ export PATH := $(BIN):$(PATH)
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup book test benchmark clean
+# The hub path without the hub: tiny models, data sets and metrics under their hub names (tests/hub_fixture.py).
+HUB_FIXTURE := $(CURDIR)/.hub-fixture
+HUB_ENV := COMPANION_SOURCE=hub HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 HF_HOME=$(HUB_FIXTURE)
+
+.PHONY: setup book test test-hub benchmark clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +31,16 @@ book: setup
 
 test: setup
 	COMPANION_PROFILE=smoke $(BIN)/python -m pytest tests book --nbmake --nbmake-timeout=1800 -p no:cacheprovider
+	$(MAKE) test-hub
+
+test-hub: setup
+	$(BIN)/python tests/hub_fixture.py $(HUB_FIXTURE)
+	$(HUB_ENV) COMPANION_PROFILE=smoke $(BIN)/python -m pytest tests/test_hub_fixture.py tests/test_hub_manifest.py \
+		book --nbmake --nbmake-timeout=1800 -p no:cacheprovider
 
 benchmark: setup
 	$(BIN)/python benchmarks/padding.py
 	$(BIN)/python benchmarks/prefix_cache.py
 
 clean:
-	rm -rf _build $(VENV) book/results
+	rm -rf _build $(VENV) book/results $(HUB_FIXTURE)

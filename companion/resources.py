@@ -18,10 +18,10 @@ import huggingface_hub
 import torch
 from huggingface_hub.errors import GatedRepoError
 from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
-                          AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer,
-                          PreTrainedModel, PreTrainedTokenizerBase, set_seed)
+                          AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoModelForTokenClassification,
+                          AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, set_seed)
 
-from . import settings
+from . import hub, settings
 from .provision import GgufModel, Need, PackagedModel, Provider, ResourceError, WheelFiles, provision_all, say
 
 
@@ -92,6 +92,16 @@ ROLES: dict[str, dict[str, str]] = {
     "decoder": {"offline": "SmolLM2-135M-Instruct", "hub": "hub_decoder"},
     "base-decoder": {"offline": "gemma-3-270m", "hub": "hub_base_decoder"},
 }
+
+
+# A config field that only the hub-shaped test fixture (tests/hub_fixture.py) writes into its tiny models.
+STAND_IN = "companion_stand_in"
+
+
+def is_stand_in(model: PreTrainedModel) -> bool:
+    """Whether ``model`` is one of the test fixture's tiny random stand-ins for a hub checkpoint: it runs
+    the code path but knows nothing, so claims about what a pretrained model learned do not hold for it."""
+    return hasattr(model.config, STAND_IN)
 
 
 class Resolved(NamedTuple):
@@ -166,14 +176,20 @@ def _pretrained(auto: Any, name: str, trained: bool = False, **options: object) 
     dtype = load_dtype(trained)
     where = resolve(name, dtype)
     try:
-        return auto.from_pretrained(where.location, dtype=dtype, **options), where
+        return auto.from_pretrained(where.location, dtype=dtype, revision=hub.revision(where.location),
+                                    **options), where
     except OSError as error:
         fallback = MODELS[where.name].gated_fallback
         if where.source != "hub" or fallback is None or not _refused_as_gated(error):
             raise
     say(_gated_message(MODELS[where.name], MODELS[fallback]))
     where = resolve(fallback, dtype)
-    return auto.from_pretrained(where.location, dtype=dtype, **options), where
+    return auto.from_pretrained(where.location, dtype=dtype, revision=hub.revision(where.location), **options), where
+
+
+def _tokenizer_at(location: str) -> PreTrainedTokenizerBase:
+    """``AutoTokenizer.from_pretrained`` of a local folder or a hub id at its pinned revision."""
+    return AutoTokenizer.from_pretrained(location, revision=hub.revision(location))
 
 
 def tokenizer(name: str) -> PreTrainedTokenizerBase:
@@ -186,8 +202,8 @@ def tokenizer(name: str) -> PreTrainedTokenizerBase:
         else:
             location, via = str(offline.path()), offline.describe()
         say(f"tokenizer {name!r}: source={settings.source()}, {via}")
-        return AutoTokenizer.from_pretrained(location)
-    return AutoTokenizer.from_pretrained(resolve(name).location)
+        return _tokenizer_at(location)
+    return _tokenizer_at(resolve(name).location)
 
 
 class LanguageModel(NamedTuple):
@@ -201,7 +217,7 @@ class LanguageModel(NamedTuple):
 def language_model(name: str = "decoder") -> LanguageModel:
     """Load a decoder role or name with its language-model head, in evaluation mode."""
     model, where = _pretrained(AutoModelForCausalLM, name)
-    return LanguageModel(model.eval(), AutoTokenizer.from_pretrained(where.location), where)
+    return LanguageModel(model.eval(), _tokenizer_at(where.location), where)
 
 
 class Classifier(NamedTuple):
@@ -216,7 +232,7 @@ class Classifier(NamedTuple):
 def _with_head(auto: type, name: str, **options: object) -> Classifier:
     set_seed(settings.SEED)  # the new head's random initialisation is the same on every run
     (model, info), where = _pretrained(auto, name, trained=True, output_loading_info=True, **options)
-    tok = AutoTokenizer.from_pretrained(where.location)
+    tok = _tokenizer_at(where.location)
     return Classifier(model, tok, sorted(info["missing_keys"]), where)
 
 
@@ -246,7 +262,14 @@ def masked_lm(name: str) -> LanguageModel:
     """Load an encoder with its pretrained masked-language-model head, in evaluation mode (hub only:
     no offline encoder ships one)."""
     model, where = _pretrained(AutoModelForMaskedLM, name)
-    return LanguageModel(model.eval(), AutoTokenizer.from_pretrained(where.location), where)
+    return LanguageModel(model.eval(), _tokenizer_at(where.location), where)
+
+
+def seq2seq_model(name: str) -> LanguageModel:
+    """Load an encoder-decoder (``t5-small``, ``flan-t5-small``) with its language-model head, in
+    evaluation mode (hub only: none exists offline)."""
+    model, where = _pretrained(AutoModelForSeq2SeqLM, name)
+    return LanguageModel(model.eval(), _tokenizer_at(where.location), where)
 
 
 def offline_providers() -> dict[str, Provider]:

@@ -32,7 +32,8 @@ def tokenizer() -> PreTrainedTokenizerBase:
     built in) from the hub; offline a SentencePiece unigram vocabulary of ``VOCAB_SIZE`` pieces with the
     same special tokens, trained once on the Brown training documents (16 s on 2 cores) and cached."""
     if settings.source() == "hub":
-        return AutoTokenizer.from_pretrained(resources.MODELS["t5-small"].hub_id)
+        hub_id = resources.MODELS["t5-small"].hub_id
+        return AutoTokenizer.from_pretrained(hub_id, revision=resources.hub_revision(hub_id))
     path = settings.cache_dir() / "tokenizers" / f"t5-brown-unigram-{VOCAB_SIZE}.json"
     if not path.is_file():
         with locked(path):  # one process trains it; another waits, then reads it

@@ -95,7 +95,7 @@ def test_hub_source_turns_sst2_into_three_labelled_splits(monkeypatch):
                                  "label": [i % 2 for i in range(n)]}),
         validation=Dataset.from_dict({"idx": [0, 1], "sentence": ["good", "bad"], "label": [1, 0]}),
         test=Dataset.from_dict({"idx": [0], "sentence": ["?"], "label": [-1]}))
-    monkeypatch.setattr(data, "load_dataset", lambda name: fake if name == "stanfordnlp/sst2" else None)
+    monkeypatch.setattr(data, "load_dataset", lambda name, **options: fake if name == "stanfordnlp/sst2" else None)
     monkeypatch.setenv("COMPANION_SOURCE", "hub")
     monkeypatch.setenv("COMPANION_PROFILE", "gpu")
     ds = data.load("movie-sentiment")

@@ -1,0 +1,98 @@
+"""The hub manifest: every repository the book loads is in it, pinned, and describes what the code reads."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+from datasets import DatasetDict, Features
+
+from companion import data, hub, resources
+from companion.metrics import NAMES
+from hub_fixture import ROOT, hub_dataset
+
+MANIFEST = hub.manifest()
+HUB_LOADS = {"movie-sentiment": "stanfordnlp/sst2", "sentence-pairs": "nyu-mll/glue",
+             "token-tags": "eriktks/conll2003", "qa": "rajpurkar/squad"}
+
+
+def test_every_model_and_metric_of_the_book_is_in_the_manifest():
+    assert {entry.hub_id for entry in resources.MODELS.values()} == set(MANIFEST["models"])
+    assert {hub_id for hub_id, _ in resources.TOKENIZERS.values()} <= set(MANIFEST["models"])
+    assert set(NAMES) == set(MANIFEST["metrics"])
+    gated = {m.hub_id for m in resources.MODELS.values() if m.gated_fallback}
+    assert gated == {repo for repo, spec in MANIFEST["models"].items() if spec["gated"]}
+
+
+def test_every_pin_is_a_commit_sha_or_says_why_not():
+    for kind in ("models", "datasets"):
+        for repo, spec in MANIFEST[kind].items():
+            sha = len(spec["revision"]) == 40 and all(c in "0123456789abcdef" for c in spec["revision"])
+            assert sha or "note" in spec, f"{repo}: revision {spec['revision']!r} is no sha and has no note"
+
+
+def test_script_data_sets_are_read_from_a_parquet_revision():
+    for repo, spec in MANIFEST["datasets"].items():
+        assert not spec["script"] or spec.get("parquet_revision"), (
+            f"{repo} holds a loading script, which datasets >= 4 refuses: give its parquet_revision")
+    assert hub.revision("eriktks/conll2003") == "refs/convert/parquet"
+
+
+def test_hub_revision_refuses_a_hub_id_missing_from_the_manifest(tmp_path):
+    assert hub.revision(str(tmp_path)) is None
+    with pytest.raises(resources.ResourceError, match="'org/unpinned' is neither a local folder nor"):
+        hub.revision("org/unpinned")
+
+
+def test_manifest_is_package_data():
+    assert '"companion" = ["hub_manifest.json"]' in (ROOT / "pyproject.toml").read_text()
+    assert json.loads(hub.MANIFEST.read_text()) == MANIFEST
+
+
+@pytest.fixture
+def hub_from_manifest(monkeypatch, provisioned):
+    """The hub source, with a load_dataset that serves each manifest data set in exactly its features
+    and splits (the fixture's rows), and records what it was asked."""
+    asked: list[tuple[str, dict]] = []
+
+    def load_dataset(repo: str, *config: str, **options) -> DatasetDict:
+        asked.append((repo, {"config": config, **options}))
+        return hub_dataset(repo, MANIFEST["datasets"][repo])
+
+    monkeypatch.setattr(data, "load_dataset", load_dataset)
+    monkeypatch.setenv("COMPANION_SOURCE", "hub")
+    return asked
+
+
+@pytest.mark.parametrize("name", sorted(HUB_LOADS))
+def test_code_reads_only_manifest_features_at_the_pinned_revision(hub_from_manifest, name):
+    ds = data.load(name)
+    ((repo, options),) = hub_from_manifest
+    spec = MANIFEST["datasets"][repo]
+    assert repo == HUB_LOADS[name] and options["revision"] == hub.revision(repo)
+    assert options.get("data_dir") == spec.get("data_dir")
+    assert options["config"] in ((), (spec["config"],))
+    assert all(len(part) and set(part["label"]) != {-1} for part in ds.values() if "label" in part.column_names)
+
+
+def test_chinese_sentiment_reads_only_manifest_features(hub_from_manifest):
+    ds = data.chinese_sentiment()
+    assert hub_from_manifest[0][0] == "lansinuote/ChnSentiCorp"
+    assert ds["train"].features["label"].names == data.SENTIMENT_LABELS
+
+
+def test_manifest_features_are_datasets_features():
+    for repo, spec in MANIFEST["datasets"].items():
+        assert set(spec["splits"]) <= {"train", "validation", "test"}
+        Features.from_dict(spec["features"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_offline_twin_takes_exactly_the_hub_modules_keywords(name):
+    twin = ROOT / "companion" / "metrics" / name / f"{name}.py"
+    namespace: dict = {}
+    exec(compile(twin.read_text(), str(twin), "exec"), namespace)
+    (metric,) = [v for v in namespace.values() if isinstance(v, type) and "_compute" in vars(v)]
+    keywords = [p for p in inspect.signature(metric._compute).parameters if p != "self"]
+    assert keywords == MANIFEST["metrics"][name]["keywords"]
