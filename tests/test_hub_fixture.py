@@ -20,7 +20,7 @@ MANIFEST = hub.manifest()
 
 
 @pytest.fixture(autouse=True)
-def hub(monkeypatch):
+def hub_source(monkeypatch):
     monkeypatch.setenv("COMPANION_SOURCE", "hub")
 
 
