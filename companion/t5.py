@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict, concatenate_datasets
 from tokenizers import SentencePieceUnigramTokenizer
-from transformers import (AutoTokenizer, DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase,
+from transformers import (DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase,
                           PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration, set_seed)
 
 from . import data, metrics, qa, resources, settings
@@ -32,8 +32,7 @@ def tokenizer() -> PreTrainedTokenizerBase:
     built in) from the hub; offline a SentencePiece unigram vocabulary of ``VOCAB_SIZE`` pieces with the
     same special tokens, trained once on the Brown training documents (16 s on 2 cores) and cached."""
     if settings.source() == "hub":
-        hub_id = resources.MODELS["t5-small"].hub_id
-        return AutoTokenizer.from_pretrained(hub_id, revision=resources.hub_revision(hub_id))
+        return resources.tokenizer("t5-small")
     path = settings.cache_dir() / "tokenizers" / f"t5-brown-unigram-{VOCAB_SIZE}.json"
     if not path.is_file():
         with locked(path):  # one process trains it; another waits, then reads it
