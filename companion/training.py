@@ -231,9 +231,11 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: Dat
     def score(pred: EvalPrediction) -> dict[str, float]:
         return accuracy.compute(predictions=np.argmax(pred.predictions, -1), references=pred.label_ids)
 
-    length = {"steps": max_steps} if max_steps > 0 else {"epochs": epochs if epochs is not None else profile.epochs}
+    length = ({"steps": max_steps} if max_steps > 0
+              else {"epochs": epochs if epochs is not None else profile.epochs})
     done = train(model, encoded["train"], name=name, lr=lr, schedule=schedule, batch_size=profile.batch_size,
-                 collator=DataCollatorWithPadding(tokenizer), eval_data=encoded["validation"] if evaluate_during else None,
+                 collator=DataCollatorWithPadding(tokenizer),
+                 eval_data=encoded["validation"] if evaluate_during else None,
                  every=cadence(steps_per_epoch, profile.evals_per_epoch), eval_batch_size=4 * profile.batch_size,
                  tokenizer=tokenizer, compute_metrics=score, **length)
     return Run(done.trainer, done.history, done.train_seconds, done.train_examples, name, tokenizer, encoded,
