@@ -26,8 +26,22 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 setup: $(VENV)/.installed
 	$(BIN)/python -m companion fetch
 
+# jupyter-cache keys a chapter on its code cells alone, so each state of what else decides its figures (the
+# companion package, the pinned requirements, the profile and the source) gets a cache folder of its own:
+# a second build with nothing changed executes nothing, a changed chapter re-executes that chapter only,
+# and a changed companion re-executes every chapter. `--all` makes Sphinx re-read every page so that
+# each one asks the cache (unchanged pages would otherwise not be looked at); the results page is
+# executed on every build (notebook metadata `mystnb.execution_mode: force`).
+BOOK_PROFILE = $(or $(COMPANION_PROFILE),cpu)
+BOOK_KEY = $(BOOK_PROFILE)-$(or $(COMPANION_SOURCE),auto)-$(shell cat $$(find companion -name '*.py' -o -name '*.json' | \
+	LC_ALL=C sort) requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+
 book: setup
-	COMPANION_PROFILE=$${COMPANION_PROFILE:-cpu} $(BIN)/jupyter-book build --warningiserror --keep-going .
+	mkdir -p _build/jupyter_cache/$(BOOK_KEY)
+	ln -sfn jupyter_cache/$(BOOK_KEY) _build/.jupyter_cache
+	$(BIN)/python tools/book_cache.py prepare _build/.jupyter_cache $(BOOK_PROFILE)
+	start=$$(date +%s); COMPANION_PROFILE=$(BOOK_PROFILE) $(BIN)/jupyter-book build --all --warningiserror \
+		--keep-going .; status=$$?; $(BIN)/python tools/book_cache.py times _build/.jupyter_cache $$start; exit $$status
 
 test: setup
 	COMPANION_PROFILE=smoke $(BIN)/python -m pytest tests book --nbmake --nbmake-timeout=1800 -p no:cacheprovider
@@ -41,6 +55,7 @@ test-hub: setup
 benchmark: setup
 	$(BIN)/python benchmarks/padding.py
 	$(BIN)/python benchmarks/prefix_cache.py
+	$(BIN)/python benchmarks/flops.py
 
 clean:
 	rm -rf _build $(VENV) book/results $(HUB_FIXTURE)

@@ -7,18 +7,20 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 
 import torch
 from datasets import DatasetDict
 from transformers import (GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase,
-                          default_data_collator, set_seed)
+                          PreTrainedTokenizerFast, default_data_collator, set_seed)
 
-from . import resources, settings
+from . import data, resources, settings
+from .provision import locked, say, write_file
 from .training import GPT_PRETRAINING, Encode, Training, cadence, train
 
 START, EXTRACT = "<|start|>", "<|extract|>"
+VOCAB_SIZE = 8_192  # of the small GPT-2's byte-level BPE vocabulary, retrained on the Brown corpus
 
 
 # --- architecture ---------------------------------------------------------------------------------
@@ -65,6 +67,32 @@ def next_token_table(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
 
 
 # --- pretraining from scratch ---------------------------------------------------------------------
+
+def brown_tokenizer() -> PreTrainedTokenizerBase:
+    """GPT-2's tokenizer with its merges retrained on the Brown training documents: the same byte-level
+    BPE algorithm, pre-tokenization and ``<|endoftext|>``, ``VOCAB_SIZE`` tokens instead of 50,257
+    (``train_new_from_iterator``: a few seconds, the same vocabulary on every run), cached."""
+    base = resources.tokenizer("gpt2")
+    path = settings.cache_dir() / "tokenizers" / f"gpt2-brown-bpe-{VOCAB_SIZE}-{settings.source()}.json"
+    if not path.is_file():
+        with locked(path):  # one process trains it; another waits, then reads it
+            if not path.is_file():
+                say(f"retraining GPT-2's BPE merges on the Brown training documents ({VOCAB_SIZE:,} tokens)")
+                brown = data.load("brown", replace(settings.profile(), train_rows=None))
+                trained = base.train_new_from_iterator(brown["train"]["text"], vocab_size=VOCAB_SIZE,
+                                                       show_progress=False)
+                write_file(path, trained.backend_tokenizer.to_str())
+    return PreTrainedTokenizerFast(tokenizer_file=str(path), bos_token=base.bos_token, eos_token=base.eos_token,
+                                   unk_token=base.unk_token)
+
+
+def output_layer_share(vocabulary: int, width: int, layers: int, context: int) -> float:
+    """The share of a decoder's multiply-adds per token spent in its output layer (``vocabulary x
+    width``), against the blocks' projections and MLP (``12 width^2`` each) and attention over the
+    context (``2 context width`` each)."""
+    output = vocabulary * width
+    return output / (output + layers * (12 * width * width + 2 * context * width))
+
 
 def small_gpt2(tokenizer: PreTrainedTokenizerBase, profile: settings.Profile | None = None) -> GPT2LMHeadModel:
     """A GPT-2 with random (seeded) weights, sized by the profile: ``lm_layers`` blocks of width

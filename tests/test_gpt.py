@@ -196,3 +196,19 @@ def test_decoder_classifier_reads_the_extract_token(provisioned):
 def test_gpt_encoder_needs_the_delimiters(gpt2_tok):
     with pytest.raises(ValueError, match="decoder_classifier"):
         gpt.gpt_encoder(gpt2_tok, 16)
+
+
+def test_brown_tokenizer_keeps_gpt2s_algorithm_with_a_smaller_vocabulary_and_is_cached(gpt2_tok):
+    tok = gpt.brown_tokenizer()
+    assert len(tok) == gpt.VOCAB_SIZE and tok.eos_token == gpt2_tok.eos_token == "<|endoftext|>"
+    text = "The jury praised the handling of the Fulton County election, naïvely!"
+    assert tok.decode(tok(text)["input_ids"]) == text  # byte-level: any string round-trips
+    assert tok.convert_ids_to_tokens(tok(" the jury")["input_ids"]) == ["Ġthe", "Ġjury"]
+    path = settings.cache_dir() / "tokenizers" / f"gpt2-brown-bpe-{gpt.VOCAB_SIZE}-{settings.source()}.json"
+    assert path.is_file() and gpt.brown_tokenizer().get_vocab() == tok.get_vocab()
+
+
+def test_output_layer_share_counts_multiply_adds_per_token():
+    # 1 layer of width 2, context 1: blocks 12*4 + 2*1*2 = 52 multiply-adds, output layer 10*2 = 20
+    assert gpt.output_layer_share(10, 2, 1, 1) == pytest.approx(20 / 72)
+    assert gpt.output_layer_share(50_257, 128, 4, 128) > 0.85 > gpt.output_layer_share(8_192, 128, 4, 128)

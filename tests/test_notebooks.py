@@ -1,5 +1,6 @@
-"""The chapters' install cell: one text in every notebook, naming the repository of _config.yml, and
-what it does on Colab (simulated: no pip, no network)."""
+"""The chapters as files: the table of contents lists every notebook; one repository URL (_config.yml)
+behind every install cell and Colab badge; what the install cell does on Colab (simulated: no pip, no
+network)."""
 
 from __future__ import annotations
 
@@ -27,10 +28,32 @@ def install_cell(path: Path) -> nbformat.NotebookNode:
 def test_every_chapter_opens_with_the_same_install_cell_naming_the_configured_repository():
     repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
     cells = {path.name: install_cell(path) for path in NOTEBOOKS}
-    assert len(cells) == 5 and len({c.source for c in cells.values()}) == 1, "install cells differ"
+    assert len(cells) == 6 and len({c.source for c in cells.values()}) == 1, "install cells differ"
     source = next(iter(cells.values())).source
     assert f'REPOSITORY = "{repository["url"]}"' in source and f'BRANCH = "{repository["branch"]}"' in source
     assert all(c.outputs == [] and c.execution_count is None for c in cells.values())
+
+
+def test_table_of_contents_lists_every_chapter_in_file_order():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    assert [entry["file"] for entry in toc["chapters"]] == [f"book/{path.stem}" for path in NOTEBOOKS]
+
+
+def test_every_colab_badge_opens_its_own_notebook_in_the_configured_repository():
+    repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    github = repository["url"].removeprefix("https://github.com/")
+    for path in NOTEBOOKS:
+        first = nbformat.read(path, as_version=4).cells[0]
+        target = f"https://colab.research.google.com/github/{github}/blob/{repository['branch']}/book/{path.name}"
+        assert first.cell_type == "markdown" and f"]({target})" in first.source, path.name
+
+
+def test_results_page_is_executed_on_every_build_and_the_chapters_are_cached():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "cache"
+    forced = [path.stem for path in NOTEBOOKS
+              if nbformat.read(path, as_version=4).metadata.get("mystnb", {}).get("execution_mode") == "force"]
+    assert forced == ["06_results"]
 
 
 class FakeDistribution:

@@ -2,7 +2,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from companion import baselines, data, heads, resources, results, tokens, training
+from companion import baselines, data, heads, resources, tokens, training
 
 
 @pytest.fixture(scope="module")
@@ -69,15 +69,6 @@ def test_vader_baseline_reads_obvious_sentiment():
     assert baselines.vader_labels(["A wonderful, moving film.", "A horrible, boring mess."]) == [1, 0]
     with pytest.raises(ValueError, match="no texts"):
         baselines.vader_scores([])
-
-
-def test_results_round_trip():
-    path = results.write("demo", {"accuracy": 0.9})
-    assert path.name == "demo.smoke.json"
-    record = results.read("demo")
-    assert record["accuracy"] == 0.9 and record["source"] == "offline" and record["profile"] == "smoke"
-    with pytest.raises(FileNotFoundError, match="run the chapter"):
-        results.read("missing")
 
 
 def test_cls_logits_recompute_the_models_own_logits(provisioned):

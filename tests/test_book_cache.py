@@ -1,0 +1,49 @@
+"""tools/book_cache.py, the chapter cache of `make book`: a cached chapter whose results file is gone is
+forgotten (so the build runs it again), and the time table says which chapters ran and which came
+from the cache."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import nbformat
+from jupyter_cache import get_cache
+from jupyter_cache.base import CacheBundleIn
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("book_cache", ROOT / "tools" / "book_cache.py")
+book_cache = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(book_cache)
+
+
+def cache_chapter(folder: Path, stem: str, seconds: float) -> None:
+    path = ROOT / "book" / f"{stem}.ipynb"
+    get_cache(str(folder)).cache_notebook_bundle(
+        CacheBundleIn(nbformat.read(path, as_version=4), str(path), data={"execution_seconds": seconds}),
+        check_validity=False, overwrite=True)
+
+
+def test_chapters_follow_the_table_of_contents():
+    stems = [path.stem for path in book_cache.chapters()]
+    assert stems[0] == "01_finetuning_workflow" and stems[-1] == "06_results" and stems == sorted(stems)
+
+
+def test_prepare_forgets_a_cached_chapter_whose_results_file_is_missing(tmp_path, capsys):
+    cache_chapter(tmp_path, "01_finetuning_workflow", 12.0)
+    assert book_cache.cached(str(tmp_path))[ROOT / "book" / "01_finetuning_workflow.ipynb"] is not None
+    book_cache.prepare(str(tmp_path), "no-such-profile")
+    assert "will be executed again" in capsys.readouterr().out
+    assert book_cache.cached(str(tmp_path))[ROOT / "book" / "01_finetuning_workflow.ipynb"] is None
+
+
+def test_times_tell_executed_from_cached_chapters(tmp_path, capsys):
+    cache_chapter(tmp_path, "02_gpt", 600.0)
+    book_cache.times(str(tmp_path), since=time.time() - 60)
+    out = capsys.readouterr().out
+    assert "02_gpt" in out and "600  executed in this build" in out
+    assert "06_results" in out and "executed on every build, not cached" in out
+    assert "03_bert" in out and "no cached run" in out
+    book_cache.times(str(tmp_path), since=time.time() + 60)
+    assert "600  from the cache" in capsys.readouterr().out
