@@ -14,7 +14,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 HUB_FIXTURE := $(CURDIR)/.hub-fixture
 HUB_ENV := COMPANION_SOURCE=hub HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 HF_HOME=$(HUB_FIXTURE)
 
-.PHONY: setup book test test-hub benchmark clean
+.PHONY: setup book check-book test test-hub benchmark clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,12 +36,22 @@ BOOK_PROFILE = $(or $(COMPANION_PROFILE),cpu)
 BOOK_KEY = $(BOOK_PROFILE)-$(or $(COMPANION_SOURCE),auto)-$(shell cat $$(find companion -name '*.py' -o -name '*.json' | \
 	LC_ALL=C sort) requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 
+# Progress bars are for readers running a chapter; the built page shows none (tqdm, datasets, hub loads).
+BOOK_QUIET = TQDM_DISABLE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+
 book: setup
 	mkdir -p _build/jupyter_cache/$(BOOK_KEY)
 	ln -sfn jupyter_cache/$(BOOK_KEY) _build/.jupyter_cache
 	$(BIN)/python tools/book_cache.py prepare _build/.jupyter_cache $(BOOK_PROFILE)
-	start=$$(date +%s); COMPANION_PROFILE=$(BOOK_PROFILE) $(BIN)/jupyter-book build --all --warningiserror \
+	start=$$(date +%s); COMPANION_PROFILE=$(BOOK_PROFILE) $(BOOK_QUIET) $(BIN)/jupyter-book build --all --warningiserror \
 		--keep-going .; status=$$?; $(BIN)/python tools/book_cache.py times _build/.jupyter_cache $$start; exit $$status
+
+# A browser check of the rendered book (run `make book` first): every page of _toc.yml in headless Chromium
+# (Debian's chromium + chromium-driver), full-page screenshots in _build/screenshots.
+check-book: $(VENV)/.installed
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+		{ echo "check-book needs Chromium: apt-get install chromium chromium-driver"; exit 2; }
+	$(BIN)/python tools/check_book.py _build/html
 
 test: setup
 	COMPANION_PROFILE=smoke $(BIN)/python -m pytest tests book --nbmake --nbmake-timeout=1800 -p no:cacheprovider

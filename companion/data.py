@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
 from . import brown, hub, settings
 from .provision import Need, NpmTree, ResourceError, SdistFile, say
@@ -88,7 +88,7 @@ def _movie_offline() -> DatasetDict:
 
 
 def _movie_hub() -> DatasetDict:
-    sst2 = load_dataset("stanfordnlp/sst2", revision=hub.revision("stanfordnlp/sst2"))
+    sst2 = hub.load_dataset("stanfordnlp/sst2")
     sst2 = sst2.rename_column("sentence", "text").remove_columns("idx")
     sst2 = sst2.cast_column("label", ClassLabel(names=SENTIMENT_LABELS))
     parts = sst2["train"].train_test_split(test_size=1_000, seed=settings.SEED, stratify_by_column="label")
@@ -103,13 +103,13 @@ def _conll_hub() -> DatasetDict:
     """CoNLL-2003 from the hub's parquet conversion: ``eriktks/conll2003`` holds a loading script, which
     datasets >= 4 refuses, and its one config (``conll2003``) is converted on the branch
     ``refs/convert/parquet``. The tags are cast to the script's names (parquet may give plain ints)."""
-    conll = load_dataset("eriktks/conll2003", revision=hub.revision("eriktks/conll2003"), data_dir="conll2003")
+    conll = hub.load_dataset("eriktks/conll2003", data_dir="conll2003")
     conll = conll.select_columns(["tokens", "ner_tags"]).rename_column("ner_tags", "tags")
     return conll.cast_column("tags", Sequence(ClassLabel(names=CONLL_TAGS)))
 
 
 def _squad_hub() -> DatasetDict:
-    squad = load_dataset("rajpurkar/squad", revision=hub.revision("rajpurkar/squad"))
+    squad = hub.load_dataset("rajpurkar/squad")
     parts = squad["train"].train_test_split(test_size=1_000, seed=settings.SEED)
     return DatasetDict(train=parts["train"], validation=parts["test"], test=squad["validation"])
 
@@ -117,7 +117,7 @@ def _squad_hub() -> DatasetDict:
 def _mrpc_hub() -> DatasetDict:
     """MRPC: GLUE withholds its test labels (all -1), so the labelled validation split is our test split
     and as many train pairs (stratified) our validation split, as for SST-2."""
-    mrpc = load_dataset("nyu-mll/glue", "mrpc", revision=hub.revision("nyu-mll/glue"))
+    mrpc = hub.load_dataset("nyu-mll/glue", "mrpc")
     mrpc = mrpc.rename_columns({"sentence1": "text", "sentence2": "text_pair"}).remove_columns("idx")
     parts = mrpc["train"].train_test_split(test_size=len(mrpc["validation"]), seed=settings.SEED,
                                            stratify_by_column="label")
@@ -130,7 +130,7 @@ def chinese_sentiment(profile: settings.Profile | None = None) -> DatasetDict:
     if settings.source() != "hub":
         raise ResourceError("ChnSentiCorp exists only on the hub, which this machine does not reach; set"
                             " COMPANION_SOURCE=hub where the hub answers (e.g. on Colab).")
-    ds = load_dataset("lansinuote/ChnSentiCorp", revision=hub.revision("lansinuote/ChnSentiCorp"))
+    ds = hub.load_dataset("lansinuote/ChnSentiCorp")
     ds = ds.cast_column("label", ClassLabel(names=SENTIMENT_LABELS))
     return limit(check(ds), profile or settings.profile())
 

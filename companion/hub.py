@@ -37,3 +37,11 @@ def revision(location: str) -> str | None:
         return None
     raise ResourceError(f"{location!r} is neither a local folder nor a hub repository of {MANIFEST.name};"
                         f" add it there with the revision to load.")
+
+
+def load_dataset(repo: str, *args: str, **options: object) -> Any:
+    """``datasets.load_dataset`` of hub data set ``repo`` (a configuration name may follow) at the
+    revision the manifest pins."""
+    import datasets
+
+    return datasets.load_dataset(repo, *args, revision=revision(repo), **options)

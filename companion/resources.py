@@ -175,16 +175,18 @@ def _pretrained(auto: Any, name: str, trained: bool = False, **options: object) 
     A gated hub checkpoint that the hub refuses is replaced by its entry's ``gated_fallback``."""
     dtype = load_dtype(trained)
     where = resolve(name, dtype)
+
+    def load(at: Resolved) -> tuple[Any, Resolved]:
+        return auto.from_pretrained(at.location, dtype=dtype, revision=hub.revision(at.location), **options), at
+
     try:
-        return auto.from_pretrained(where.location, dtype=dtype, revision=hub.revision(where.location),
-                                    **options), where
+        return load(where)
     except OSError as error:
         fallback = MODELS[where.name].gated_fallback
         if where.source != "hub" or fallback is None or not _refused_as_gated(error):
             raise
     say(_gated_message(MODELS[where.name], MODELS[fallback]))
-    where = resolve(fallback, dtype)
-    return auto.from_pretrained(where.location, dtype=dtype, revision=hub.revision(where.location), **options), where
+    return load(resolve(fallback, dtype))
 
 
 def _tokenizer_at(location: str) -> PreTrainedTokenizerBase:

@@ -153,6 +153,13 @@ def tokenize(ds: DatasetDict, encode: Encode) -> DatasetDict:
                                        else None), batched=True, desc="tokenizing")
 
 
+def by_length(part: Dataset) -> tuple[Dataset, np.ndarray]:
+    """The rows of a tokenized split sorted by length (shortest first), and the order they came from:
+    ``sorted[i]`` is row ``order[i]`` of ``part``. Batches of similar rows need little padding."""
+    order = np.argsort([len(ids) for ids in part["input_ids"]], kind="stable")
+    return part.select(order), order
+
+
 @dataclass
 class Run(Training):
     """A finished classification fine-tuning run (:func:`finetune`): the :class:`Training` plus what it
@@ -169,9 +176,20 @@ class Run(Training):
         return [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
 
     def probabilities(self, split: str) -> np.ndarray:
-        """Class probabilities (rows: examples) for a split (``"train"``, ``"validation"``, ``"test"``)."""
-        logits = torch.from_numpy(self.trainer.predict(self.encoded[split]).predictions)
-        return torch.softmax(logits.float(), dim=-1).numpy()
+        """Class probabilities (rows: examples, in the split's order) for a split (``"train"``,
+        ``"validation"``, ``"test"``); scored in batches of rows of similar length, which need little padding.
+        (Not ``Trainer.predict``: with length-grouped batches it returns rows in its sampler's order.)"""
+        part, order = by_length(self.encoded[split])
+        part = part.select_columns([c for c in part.column_names if c in self.tokenizer.model_input_names])
+        collate, size = DataCollatorWithPadding(self.tokenizer), self.trainer.args.per_device_eval_batch_size
+        self.model.eval()
+        with torch.inference_mode():
+            scored = [torch.softmax(self.model(**collate(list(part.select(range(i, min(i + size, len(part))))))
+                                               .to(self.model.device)).logits.float(), dim=-1).cpu()
+                      for i in range(0, len(part), size)]
+        probs = np.empty((len(part), self.model.config.num_labels), dtype=np.float32)
+        probs[order] = torch.cat(scored).numpy()
+        return probs
 
     def predictions(self, split: str) -> np.ndarray:
         """Predicted label ids for a split."""
@@ -211,8 +229,9 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: Dat
              evaluate_during: bool = True, encode: Encode | None = None) -> Run:
     """Fine-tune ``model`` on ``ds`` (text + label splits) with AdamW, linear warmup then decay.
 
-    Sizes come from ``profile`` (default: the active one). ``pad_to`` pads every row to that length
-    instead of padding each batch to its longest row; ``max_steps`` caps the number of updates;
+    Sizes come from ``profile`` (default: the active one). Rows are padded to the longest of their batch,
+    and batches are drawn from rows of similar length (``group_by_length``: little padding left);
+    ``pad_to`` pads every row to that length instead; ``max_steps`` caps the number of updates;
     ``encode`` replaces the plain tokenizer call (e.g. to add a decoder's start and extract tokens).
     The validation split is scored before the first step and ``profile.evals_per_epoch`` times per epoch.
     """
@@ -237,7 +256,10 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: Dat
                  collator=DataCollatorWithPadding(tokenizer),
                  eval_data=encoded["validation"] if evaluate_during else None,
                  every=cadence(steps_per_epoch, profile.evals_per_epoch), eval_batch_size=4 * profile.batch_size,
-                 tokenizer=tokenizer, compute_metrics=score, **length)
+                 tokenizer=tokenizer, compute_metrics=score, **length,
+                 # padded per batch: batches of rows of similar length (in random order) carry little padding;
+                 # Trainer's validation passes group rows by length too (their scores do not depend on order)
+                 **({} if pad_to else {"train_sampling_strategy": "group_by_length"}))
     return Run(done.trainer, done.history, done.train_seconds, done.train_examples, name, tokenizer, encoded,
                encode, lr)
 

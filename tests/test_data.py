@@ -1,3 +1,4 @@
+import datasets
 import pytest
 from datasets import Dataset, DatasetDict
 
@@ -95,7 +96,7 @@ def test_hub_source_turns_sst2_into_three_labelled_splits(monkeypatch):
                                  "label": [i % 2 for i in range(n)]}),
         validation=Dataset.from_dict({"idx": [0, 1], "sentence": ["good", "bad"], "label": [1, 0]}),
         test=Dataset.from_dict({"idx": [0], "sentence": ["?"], "label": [-1]}))
-    monkeypatch.setattr(data, "load_dataset", lambda name, **options: fake if name == "stanfordnlp/sst2" else None)
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, **options: fake if name == "stanfordnlp/sst2" else None)
     monkeypatch.setenv("COMPANION_SOURCE", "hub")
     monkeypatch.setenv("COMPANION_PROFILE", "gpu")
     ds = data.load("movie-sentiment")
@@ -117,7 +118,7 @@ def test_hub_conll_reads_the_parquet_conversion_and_names_the_tags(monkeypatch):
                 "pos_tags": [[22, 42], [22, 22]], "chunk_tags": [[11, 21], [11, 12]], "ner_tags": [[3, 0], [1, 2]]}
         return DatasetDict({split: Dataset.from_dict(rows) for split in data.SPLITS})
 
-    monkeypatch.setattr(data, "load_dataset", load_dataset)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     monkeypatch.setenv("COMPANION_SOURCE", "hub")
     ds = data.load("token-tags")
     assert asked == [("eriktks/conll2003", {"revision": "refs/convert/parquet", "data_dir": "conll2003"})]

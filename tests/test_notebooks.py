@@ -32,6 +32,7 @@ def test_every_chapter_opens_with_the_same_install_cell_naming_the_configured_re
     source = next(iter(cells.values())).source
     assert f'REPOSITORY = "{repository["url"]}"' in source and f'BRANCH = "{repository["branch"]}"' in source
     assert all(c.outputs == [] and c.execution_count is None for c in cells.values())
+    assert all(c.metadata.get("tags") == ["remove-cell"] for c in cells.values()), "shown on the web page"
 
 
 def test_table_of_contents_lists_every_chapter_in_file_order():

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
@@ -157,3 +158,21 @@ def test_finetune_names_a_label_outside_the_head(provisioned):
                                          " labels 0 .. 1"):
         training.finetune(enc.model, enc.tokenizer, _sentences(["a", "b", "c"], [1, 0, 5]), lr=5e-5,
                           name="test-label")
+
+
+def test_probabilities_come_back_in_the_splits_order_though_scored_by_length(tiny_run):
+    part = tiny_run.encoded["test"]
+    ordered, order = training.by_length(part)
+    lengths = [len(ids) for ids in ordered["input_ids"]]
+    assert lengths == sorted(lengths) and sorted(order.tolist()) == list(range(len(part)))
+    rows = [0, int(order[-1])]  # the first row and the longest one, scored on their own
+    tiny_run.model.eval()
+    with torch.no_grad():
+        alone = [torch.softmax(tiny_run.model(**tiny_run.tokenizer(part["text"][i], truncation=True, max_length=64,
+                                                                   return_tensors="pt")).logits, -1)[0].numpy()
+                 for i in rows]
+    assert abs(tiny_run.probabilities("test")[rows] - np.stack(alone)).max() < 1e-4
+
+
+def test_finetuning_draws_batches_of_similar_length(tiny_run):
+    assert tiny_run.trainer.args.train_sampling_strategy == "group_by_length"
