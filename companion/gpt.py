@@ -102,7 +102,9 @@ def small_gpt2(tokenizer: PreTrainedTokenizerBase, profile: settings.Profile | N
                         n_layer=profile.lm_layers, n_head=max(1, profile.lm_width // 64),
                         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
     set_seed(settings.SEED)
-    return GPT2LMHeadModel(config)
+    model = GPT2LMHeadModel(config)
+    model.loss_type = "ForCausalLM"  # the class name does not say it, and transformers warns when guessing
+    return model
 
 
 def lm_blocks(ds: DatasetDict, tokenizer: PreTrainedTokenizerBase, context: int) -> DatasetDict:
@@ -307,7 +309,8 @@ def decoder_classifier(labels: list[str], name: str = "decoder") -> resources.Cl
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token  # GPT-2 has none; the attention mask tells padding apart
     set_seed(settings.SEED)
-    model.resize_token_embeddings(len(tok), mean_resizing=True)
+    with resources.reporting_new_weights_ourselves():
+        model.resize_token_embeddings(len(tok), mean_resizing=True)
     model.config.pad_token_id = tok.pad_token_id
     return clf._replace(new_weights=[*clf.new_weights, "embeddings of <|start|> and <|extract|>"])
 

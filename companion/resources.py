@@ -10,9 +10,11 @@ gated hub checkpoint the hub refuses is replaced by a named non-gated one, with 
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import huggingface_hub
 import torch
@@ -231,9 +233,29 @@ class Classifier(NamedTuple):
     resolved: Resolved
 
 
+def _not_about_new_weights(record: logging.LogRecord) -> bool:
+    text = record.getMessage()
+    return "LOAD REPORT" not in text and not text.startswith("The new embeddings will be initialized")
+
+
+@contextmanager
+def reporting_new_weights_ourselves() -> Iterator[None]:
+    """Drop transformers' warnings about newly initialised weights (its load report, the resizing of
+    embeddings) while the companion lists those weights itself (:attr:`Classifier.new_weights`); its
+    other warnings still show. (A filter, not a higher level: transformers runs extra checks, and
+    warns about them, when its loading logger is set to WARNING or above.)"""
+    log = logging.getLogger("transformers.modeling_utils")
+    log.addFilter(_not_about_new_weights)
+    try:
+        yield
+    finally:
+        log.removeFilter(_not_about_new_weights)
+
+
 def _with_head(auto: type, name: str, **options: object) -> Classifier:
     set_seed(settings.SEED)  # the new head's random initialisation is the same on every run
-    (model, info), where = _pretrained(auto, name, trained=True, output_loading_info=True, **options)
+    with reporting_new_weights_ourselves():
+        (model, info), where = _pretrained(auto, name, trained=True, output_loading_info=True, **options)
     tok = _tokenizer_at(where.location)
     return Classifier(model, tok, sorted(info["missing_keys"]), where)
 

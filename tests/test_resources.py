@@ -1,9 +1,11 @@
 from pathlib import Path
 
+import logging
+
 import pytest
 import torch
 
-from companion import resources
+from companion import data, resources
 from companion.provision import PackagedModel, ResourceError
 
 
@@ -166,3 +168,10 @@ def test_other_load_errors_are_not_taken_for_a_gated_refusal(fake_hub):
     fake_hub["lm"].from_pretrained = unreachable
     with pytest.raises(OSError, match="couldn't connect"):
         resources.language_model("base-decoder")
+
+
+def test_a_new_head_is_listed_by_the_companion_not_by_transformers_load_report(provisioned, capfd):
+    clf = resources.classifier("encoder", data.SENTIMENT_LABELS)
+    assert clf.new_weights == ["classifier.bias", "classifier.weight"]
+    assert "LOAD REPORT" not in capfd.readouterr().err
+    assert logging.getLogger("transformers.modeling_utils").filters == []  # other warnings still show
