@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 
+import datasets
 import pytest
 from datasets import DatasetDict, Features
 
@@ -60,7 +61,7 @@ def hub_from_manifest(monkeypatch, provisioned):
         asked.append((repo, {"config": config, **options}))
         return hub_dataset(repo, MANIFEST["datasets"][repo])
 
-    monkeypatch.setattr(data, "load_dataset", load_dataset)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)  # what hub.load_dataset calls
     monkeypatch.setenv("COMPANION_SOURCE", "hub")
     return asked
 
