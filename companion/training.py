@@ -181,15 +181,19 @@ class Run(Training):
         (Not ``Trainer.predict``: with length-grouped batches it returns rows in its sampler's order.)"""
         part, order = by_length(self.encoded[split])
         part = part.select_columns([c for c in part.column_names if c in self.tokenizer.model_input_names])
-        collate, size = DataCollatorWithPadding(self.tokenizer), self.trainer.args.per_device_eval_batch_size
-        self.model.eval()
-        with torch.inference_mode():
-            scored = [torch.softmax(self.model(**collate(list(part.select(range(i, min(i + size, len(part))))))
-                                               .to(self.model.device)).logits.float(), dim=-1).cpu()
-                      for i in range(0, len(part), size)]
+        size = self.trainer.args.per_device_eval_batch_size
+        scored = [self._softmax(list(part.select(range(i, min(i + size, len(part))))))
+                  for i in range(0, len(part), size)]
         probs = np.empty((len(part), self.model.config.num_labels), dtype=np.float32)
         probs[order] = torch.cat(scored).numpy()
         return probs
+
+    def _softmax(self, rows: list[dict[str, list[int]]]) -> torch.Tensor:
+        """Class probabilities of encoded rows, padded together as one batch (on the CPU)."""
+        batch = DataCollatorWithPadding(self.tokenizer)(rows).to(self.model.device)
+        self.model.eval()
+        with torch.inference_mode():
+            return torch.softmax(self.model(**batch).logits.float(), dim=-1).cpu()
 
     def predictions(self, split: str) -> np.ndarray:
         """Predicted label ids for a split."""
@@ -207,12 +211,7 @@ class Run(Training):
         if pairs is not None and len(pairs) != len(texts):
             raise ValueError(f"{len(texts)} first sentences but {len(pairs)} second sentences")
         encoded = self.encode(texts, pairs)
-        rows = [{key: encoded[key][i] for key in encoded} for i in range(len(texts))]
-        batch = DataCollatorWithPadding(self.tokenizer)(rows)
-        self.model.eval()
-        with torch.no_grad():
-            logits = self.model(**batch.to(self.model.device)).logits
-        probs = torch.softmax(logits.float(), dim=-1).cpu()
+        probs = self._softmax([{key: encoded[key][i] for key in encoded} for i in range(len(texts))])
         return [{"text": t, "label": self.labels[int(p.argmax())], "score": round(float(p.max()), 4)}
                 for t, p in zip(texts, probs)]
 
