@@ -23,14 +23,14 @@ SQuAD columns ``id``, ``title``, ``context``, ``question``, ``answers``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
 from . import brown, hub, settings
-from .provision import Need, NpmTree, ResourceError, SdistFile, say
+from .provision import Need, NpmTree, ResourceError, SdistFile, locked, say, write_file
 
 SENTIMENT_LABELS = ["negative", "positive"]
 SPLITS = ("train", "validation", "test")
@@ -203,3 +203,16 @@ def load(name: str, profile: settings.Profile | None = None) -> DatasetDict:
     say(f"data {name!r}: source={src}, {about}; train/validation/test = {sizes} rows"
         f" (profile {profile.name}, of {'/'.join(f'{len(full[s]):,}' for s in SPLITS)})")
     return ds
+
+
+def trained_on_brown(path: Path, what: str, train: Callable[[list[str]], str]) -> Path:
+    """``path``, written once with what ``train`` makes of the Brown training documents (the whole split,
+    whatever the profile; e.g. a tokenizer's JSON) and cached: a second process waits for the first,
+    then reads it."""
+    if not path.is_file():
+        with locked(path):
+            if not path.is_file():
+                say(f"training {what} on the Brown training documents")
+                corpus = load("brown", replace(settings.profile(), train_rows=None))
+                write_file(path, train(corpus["train"]["text"]))
+    return path

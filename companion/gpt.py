@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import chain
 
 import torch
@@ -16,7 +16,6 @@ from transformers import (GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrain
                           PreTrainedTokenizerFast, default_data_collator, set_seed)
 
 from . import data, resources, settings
-from .provision import locked, say, write_file
 from .training import GPT_PRETRAINING, Encode, Training, cadence, train
 
 START, EXTRACT = "<|start|>", "<|extract|>"
@@ -73,15 +72,14 @@ def brown_tokenizer() -> PreTrainedTokenizerBase:
     BPE algorithm, pre-tokenization and ``<|endoftext|>``, ``VOCAB_SIZE`` tokens instead of 50,257
     (``train_new_from_iterator``: a few seconds, the same vocabulary on every run), cached."""
     base = resources.tokenizer("gpt2")
-    path = settings.cache_dir() / "tokenizers" / f"gpt2-brown-bpe-{VOCAB_SIZE}-{settings.source()}.json"
-    if not path.is_file():
-        with locked(path):  # one process trains it; another waits, then reads it
-            if not path.is_file():
-                say(f"retraining GPT-2's BPE merges on the Brown training documents ({VOCAB_SIZE:,} tokens)")
-                brown = data.load("brown", replace(settings.profile(), train_rows=None))
-                trained = base.train_new_from_iterator(brown["train"]["text"], vocab_size=VOCAB_SIZE,
-                                                       show_progress=False)
-                write_file(path, trained.backend_tokenizer.to_str())
+
+    def retrain(texts: list[str]) -> str:
+        trained = base.train_new_from_iterator(texts, vocab_size=VOCAB_SIZE, show_progress=False)
+        return trained.backend_tokenizer.to_str()
+
+    name = f"gpt2-brown-bpe-{VOCAB_SIZE}-{settings.source()}.json"
+    path = data.trained_on_brown(settings.cache_dir() / "tokenizers" / name,
+                                 f"GPT-2's BPE merges ({VOCAB_SIZE:,} tokens)", retrain)
     return PreTrainedTokenizerFast(tokenizer_file=str(path), bos_token=base.bos_token, eos_token=base.eos_token,
                                    unk_token=base.unk_token)
 

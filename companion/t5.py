@@ -5,7 +5,7 @@ corruption; multi-task fine-tuning with task prefixes; generated answers parsed 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import chain
 from typing import Callable
 
@@ -17,7 +17,6 @@ from transformers import (DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTok
                           PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration, set_seed)
 
 from . import data, metrics, qa, resources, settings
-from .provision import locked, say, write_file
 from .training import T5_PRETRAINING, TEXT_TO_TEXT, Training, cadence, train
 
 SENTINELS = [f"<extra_id_{i}>" for i in range(100)]
@@ -33,17 +32,15 @@ def tokenizer() -> PreTrainedTokenizerBase:
     same special tokens, trained once on the Brown training documents (16 s on 2 cores) and cached."""
     if settings.source() == "hub":
         return resources.tokenizer("t5-small")
-    path = settings.cache_dir() / "tokenizers" / f"t5-brown-unigram-{VOCAB_SIZE}.json"
-    if not path.is_file():
-        with locked(path):  # one process trains it; another waits, then reads it
-            if not path.is_file():
-                say(f"training the offline T5 vocabulary ({VOCAB_SIZE:,} SentencePiece pieces) on the Brown"
-                    " training documents")
-                trained = SentencePieceUnigramTokenizer()
-                brown = data.load("brown", replace(settings.profile(), train_rows=None))
-                trained.train_from_iterator(brown["train"]["text"], vocab_size=VOCAB_SIZE, unk_token="<unk>",
-                                            special_tokens=SPECIAL + SENTINELS, show_progress=False)
-                write_file(path, canonical_vocabulary(trained.to_str()))
+
+    def train_unigram(texts: list[str]) -> str:
+        trained = SentencePieceUnigramTokenizer()
+        trained.train_from_iterator(texts, vocab_size=VOCAB_SIZE, unk_token="<unk>", special_tokens=SPECIAL + SENTINELS,
+                                    show_progress=False)
+        return canonical_vocabulary(trained.to_str())
+
+    path = data.trained_on_brown(settings.cache_dir() / "tokenizers" / f"t5-brown-unigram-{VOCAB_SIZE}.json",
+                                 f"the offline T5 vocabulary ({VOCAB_SIZE:,} SentencePiece pieces)", train_unigram)
     return PreTrainedTokenizerFast(tokenizer_file=str(path), pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
                                    additional_special_tokens=SENTINELS)
 
