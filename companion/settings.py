@@ -85,7 +85,7 @@ PROFILES: dict[str, Profile] = {
                    evals_per_epoch=2, large_lr_epochs=0.5, hub_encoder="distilbert-base-uncased",
                    hub_decoder="gpt2", hub_base_decoder="gemma-3-270m", decoder_train_rows=400,
                    lm_layers=4, lm_width=128, lm_context=128,
-                   lm_steps=200, lm_eval_blocks=128, lm_eval_texts=12, lm_eval_chars=1_500,
+                   lm_steps=160, lm_eval_blocks=128, lm_eval_texts=12, lm_eval_chars=1_500,
                    decode_samples=5, decode_tokens=40, icl_test_rows=100, icl_shots=(0, 1, 2, 4, 8, 16),
                    icl_draws=3, icl_orders=8, chat_rows=40, mlm_length=64, mlm_steps=300,
                    task_train_rows=2_000, task_eval_rows=500, task_epochs=1,
