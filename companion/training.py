@@ -64,11 +64,14 @@ def cadence(steps: int, times: int) -> int:
 
 def arguments(name: str, **options: object) -> TrainingArguments:
     """``TrainingArguments`` with the book's fixed choices (output under the cache's ``runs/<name>``,
-    no checkpoints, no reporting, the book's seed, the GPU when there is one) plus ``options``."""
-    return TrainingArguments(
-        output_dir=str(settings.cache_dir() / "runs" / name), save_strategy="no", report_to="none",
-        seed=settings.SEED, dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=not torch.cuda.is_available(), **options)
+    no checkpoints, no reporting, the book's seed, the GPU when there is one, in bf16 mixed precision
+    where it supports bf16: fp32 weights and optimizer, bf16 matmuls) plus ``options``, which may
+    override any of them (``bf16=False`` keeps a run in fp32)."""
+    gpu = torch.cuda.is_available()
+    fixed = dict(output_dir=str(settings.cache_dir() / "runs" / name), save_strategy="no", report_to="none",
+                 seed=settings.SEED, dataloader_pin_memory=gpu, use_cpu=not gpu,
+                 bf16=gpu and torch.cuda.is_bf16_supported())
+    return TrainingArguments(**(fixed | options))
 
 
 def history(log: list[dict[str, float]], steps_per_epoch: int) -> list[dict[str, float | None]]:

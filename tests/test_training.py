@@ -118,6 +118,15 @@ def test_the_spine_sets_up_trainer_with_the_books_named_choices(tiny_run):
     assert isinstance(tiny_run, training.Training) and tiny_run.train_seconds > 0
 
 
+def test_arguments_use_bf16_only_on_a_gpu_and_let_a_run_keep_fp32(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path))
+    on_this_machine = training.arguments("probe")
+    assert on_this_machine.bf16 is (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    assert on_this_machine.save_strategy == "no" and on_this_machine.report_to == []
+    kept = training.arguments("probe", bf16=False, seed=7)
+    assert kept.bf16 is False and kept.seed == 7  # options override the fixed choices, no duplicate keyword
+
+
 def test_the_spine_refuses_an_empty_set_and_an_unclear_length():
     from datasets import Dataset
 
