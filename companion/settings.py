@@ -70,6 +70,8 @@ class Profile:
     t5_max_source: int
     t5_single_epochs: float  # epochs of the one-task (sentiment) text-to-text runs
     t5_steps: int  # span-corruption pretraining steps of the small T5 (batch_size blocks of lm_context tokens)
+    strategy_train_rows: int | None  # fine-tuning strategies compared (full, head, top blocks, LoRA): training
+    strategy_epochs: float  # sentences and epochs of each
 
 
 PROFILES: dict[str, Profile] = {
@@ -82,7 +84,7 @@ PROFILES: dict[str, Profile] = {
                      icl_orders=3, chat_rows=4, mlm_length=64, mlm_steps=6, task_train_rows=64,
                      task_eval_rows=32, task_epochs=1, qa_train_rows=32, qa_max_length=128, qa_stride=32,
                      t5_task_rows=32, t5_epochs=1, t5_max_source=128,
-                     t5_single_epochs=1, t5_steps=6),
+                     t5_single_epochs=1, t5_steps=6, strategy_train_rows=64, strategy_epochs=1),
     "cpu": Profile("cpu", train_rows=10_000, eval_rows=None, epochs=2, batch_size=32, max_length=64,
                    evals_per_epoch=2, large_lr_epochs=0.5, hub_encoder="distilbert-base-uncased",
                    hub_decoder="gpt2", hub_base_decoder="gemma-3-270m", decoder_train_rows=400,
@@ -93,7 +95,8 @@ PROFILES: dict[str, Profile] = {
                    task_train_rows=2_000, task_eval_rows=500, task_epochs=1,
                    qa_train_rows=1_000, qa_max_length=192, qa_stride=64,
                    t5_task_rows=1_000, t5_epochs=3, t5_max_source=256,
-                   t5_single_epochs=10, t5_steps=160),
+                   t5_single_epochs=10, t5_steps=160, strategy_train_rows=1_500,
+                   strategy_epochs=2),
     "gpu": Profile("gpu", train_rows=None, eval_rows=None, epochs=3, batch_size=32, max_length=128,
                    evals_per_epoch=4, large_lr_epochs=1, hub_encoder="bert-base-uncased",
                    hub_decoder="gpt2", hub_base_decoder="gemma-3-270m", decoder_train_rows=None,
@@ -104,7 +107,8 @@ PROFILES: dict[str, Profile] = {
                    mlm_length=128, mlm_steps=5_000, task_train_rows=None, task_eval_rows=None, task_epochs=2,
                    qa_train_rows=None, qa_max_length=384, qa_stride=128,
                    t5_task_rows=None, t5_epochs=3, t5_max_source=512,
-                   t5_single_epochs=10, t5_steps=3_000),
+                   t5_single_epochs=10, t5_steps=3_000, strategy_train_rows=None,
+                   strategy_epochs=3),
 }
 
 SOURCES = ("hub", "offline")

@@ -27,7 +27,7 @@ def cache_chapter(folder: Path, stem: str, seconds: float) -> None:
 
 def test_chapters_follow_the_table_of_contents():
     stems = [path.stem for path in book_cache.chapters()]
-    assert stems[0] == "01_finetuning_workflow" and stems[-1] == "06_results" and stems == sorted(stems)
+    assert stems[0] == "01_finetuning_workflow" and stems[-1] == "07_results" and stems == sorted(stems)
 
 
 def test_prepare_forgets_a_cached_chapter_whose_results_file_is_missing(tmp_path, capsys):
@@ -43,7 +43,7 @@ def test_times_tell_executed_from_cached_chapters(tmp_path, capsys):
     book_cache.times(str(tmp_path), since=time.time() - 60)
     out = capsys.readouterr().out
     assert "02_gpt" in out and "600  executed in this build" in out
-    assert "06_results" in out and "executed on every build, not cached" in out
+    assert "07_results" in out and "executed on every build, not cached" in out
     assert "03_bert" in out and "no cached run" in out
     book_cache.times(str(tmp_path), since=time.time() + 60)
     assert "600  from the cache" in capsys.readouterr().out

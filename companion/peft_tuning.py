@@ -1,0 +1,191 @@
+"""Fine-tuning strategies for a pretrained encoder classifier, compared on one task and one budget:
+every weight (full fine-tuning), the head alone (a linear probe), the top layers, and LoRA adapters
+from ``peft`` at several ranks. Also LoRA's forward pass written out, and an adapter saved, reloaded
+on a fresh base and merged into it.
+
+LoRA (Hu et al., 2021) keeps a pretrained weight ``W`` (out x in) frozen and learns a low-rank update:
+``h = W x + (alpha / r) B A x`` with ``A`` (r x in) and ``B`` (out x r); ``B`` starts at zero, so an
+untrained adapter changes nothing.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import torch
+from datasets import DatasetDict
+from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+from peft.tuners.lora import Linear as LoraLinear
+from safetensors.torch import save_file
+from transformers import PreTrainedModel
+
+from . import heads, settings, training
+
+# peft 0.21 asks transformers 5 for `is_gradient_checkpointing`, deprecated there: a FutureWarning on every
+# wrap and load that says nothing about the reader's code.
+warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+LAYER = re.compile(r"\.layer\.(\d+)\.")  # encoder blocks: bert.encoder.layer.3. / distilbert.transformer.layer.3.
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """What a run trains: ``"full"`` (every weight), ``"head"`` (the classification head only),
+    ``"top"`` (the top ``layers`` blocks, the pooler and the head) or ``"lora"`` (rank-``rank`` adapters
+    on the attention's query and value projections, plus the head), and at which learning rate."""
+
+    name: str
+    kind: str
+    lr: float
+    layers: int = 0
+    rank: int = 0
+
+
+STRATEGIES = (
+    Strategy("full fine-tuning", "full", 5e-5),
+    Strategy("head only (linear probe)", "head", 1e-3),
+    Strategy("top 2 blocks + head", "top", 1e-4, layers=2),
+    Strategy("LoRA r=4", "lora", 5e-4, rank=4),
+    Strategy("LoRA r=8", "lora", 5e-4, rank=8),
+    Strategy("LoRA r=16", "lora", 5e-4, rank=16),
+)
+
+
+def lora_config(rank: int) -> LoraConfig:
+    """LoRA for sequence classification: rank ``rank``, alpha = 2 x rank (so alpha / r = 2 at every
+    rank), no dropout, on peft's default targets for the architecture (BERT: ``query`` and ``value``;
+    DistilBERT: ``q_lin`` and ``v_lin``). ``TaskType.SEQ_CLS`` also trains and saves the new head."""
+    return LoraConfig(task_type=TaskType.SEQ_CLS, r=rank, lora_alpha=2 * rank, lora_dropout=0.0)
+
+
+def block_count(model: PreTrainedModel) -> int:
+    """How many transformer blocks the encoder has (from its parameter names)."""
+    found = {int(m.group(1)) for name, _ in model.named_parameters() if (m := LAYER.search(name))}
+    if not found:
+        raise ValueError(f"{type(model).__name__}: no parameter names with '.layer.<i>.'; not an encoder")
+    return max(found) + 1
+
+
+def prepare(model: PreTrainedModel, strategy: Strategy) -> PreTrainedModel:
+    """The model to train under ``strategy``: the same model with the weights it leaves alone frozen
+    (``requires_grad=False``), or, for LoRA, a ``peft`` model wrapping it."""
+    if strategy.kind == "lora":
+        return get_peft_model(model, lora_config(strategy.rank))
+    if strategy.kind not in ("full", "head", "top"):
+        raise ValueError(f"unknown strategy kind {strategy.kind!r}: full, head, top or lora")
+    first_trained = block_count(model) - strategy.layers
+    for name, parameter in model.named_parameters():
+        block = LAYER.search(name)
+        parameter.requires_grad = (strategy.kind == "full" or heads.is_head(name)
+                                   or (strategy.kind == "top" and (".pooler." in name or
+                                                                   (block is not None and int(block.group(1)) >= first_trained))))
+    return model
+
+
+def trainable(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable parameters, all parameters)."""
+    return (sum(p.numel() for p in model.parameters() if p.requires_grad),
+            sum(p.numel() for p in model.parameters()))
+
+
+def saved_bytes(model: torch.nn.Module) -> int:
+    """Bytes on disk of what a run must keep: for a peft model its adapter (``save_pretrained``: the
+    LoRA matrices and the head), otherwise the weights training changed (every trainable parameter) as
+    safetensors; for full fine-tuning that is the whole model."""
+    with tempfile.TemporaryDirectory() as folder:
+        if isinstance(model, PeftModel):
+            model.save_pretrained(folder)
+        else:
+            save_file({n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad},
+                      str(Path(folder) / "model.safetensors"))
+        return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+
+
+class PeakMemory:
+    """Peak resident memory of this process while the ``with`` block runs, above what it held when
+    the block started (sampled every 50 ms), in bytes: ``.peak`` after the block."""
+
+    def __enter__(self) -> "PeakMemory":
+        gc.collect()
+        self._process = psutil.Process()
+        self._start = self._process.memory_info().rss
+        self.peak, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self._process.memory_info().rss - self._start)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One strategy's run: the :class:`~companion.training.Run`, its test scores, trainable and total
+    parameters, the bytes it must save and the peak extra memory of training."""
+
+    strategy: Strategy
+    run: training.Run
+    test: dict[str, object]
+    trainable: int
+    total: int
+    saved_bytes: int
+    peak_bytes: int
+
+
+def compare(strategy: Strategy, model: PreTrainedModel, tokenizer, ds: DatasetDict, *, epochs: float,
+            profile: settings.Profile | None = None) -> Outcome:
+    """Train ``model`` (a fresh pretrained classifier) under ``strategy`` on ``ds`` through the book's
+    fine-tuning spine (no validation passes along the way) and score it on the test split."""
+    prepared = prepare(model, strategy)
+    n_trainable, total = trainable(prepared)
+    with PeakMemory() as memory:
+        run = training.finetune(prepared, tokenizer, ds, lr=strategy.lr, epochs=epochs, profile=profile,
+                                name=f"strategy-{strategy.kind}-{strategy.layers or strategy.rank}",
+                                evaluate_during=False)
+    return Outcome(strategy, run, run.evaluate("test"), n_trainable, total, saved_bytes(prepared), memory.peak)
+
+
+def lora_by_hand(layer: LoraLinear, x: torch.Tensor) -> torch.Tensor:
+    """A peft LoRA layer's output computed from its own tensors: ``W x + b + (alpha / r) B A x``."""
+    frozen = layer.get_base_layer()
+    a, b = layer.lora_A["default"].weight, layer.lora_B["default"].weight
+    return x @ frozen.weight.T + frozen.bias + layer.scaling["default"] * (x @ a.T @ b.T)
+
+
+def lora_layers(model: PeftModel) -> dict[str, LoraLinear]:
+    """The LoRA-wrapped linear layers of a peft model, by module name."""
+    return {name: module for name, module in model.named_modules() if isinstance(module, LoraLinear)}
+
+
+def logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The classifier's logits for a tokenized batch (evaluation mode, no gradients, on the model's
+    device), returned on the CPU in fp32."""
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.inference_mode():
+        return model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
+
+
+def seconds_per_pass(model: torch.nn.Module, batches: list[dict[str, torch.Tensor]], repeats: int = 3) -> float:
+    """Fastest of ``repeats`` timed passes of ``model`` over ``batches`` (after one warm-up batch)."""
+    logits(model, batches[0])
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for batch in batches:
+            logits(model, batch)
+        best = min(best, time.perf_counter() - start)
+    return best
