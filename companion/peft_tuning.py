@@ -59,11 +59,20 @@ STRATEGIES = (
 )
 
 
-def lora_config(rank: int) -> LoraConfig:
-    """LoRA for sequence classification: rank ``rank``, alpha = 2 x rank (so alpha / r = 2 at every
-    rank), no dropout, on peft's default targets for the architecture (BERT: ``query`` and ``value``;
-    DistilBERT: ``q_lin`` and ``v_lin``). ``TaskType.SEQ_CLS`` also trains and saves the new head."""
-    return LoraConfig(task_type=TaskType.SEQ_CLS, r=rank, lora_alpha=2 * rank, lora_dropout=0.0)
+# The attention's query and value projections (the LoRA paper's choice), by architecture.
+LORA_TARGETS = {"bert": ["query", "value"], "distilbert": ["q_lin", "v_lin"]}
+
+
+def lora_config(model: PreTrainedModel, rank: int) -> LoraConfig:
+    """LoRA for sequence classification of ``model``: rank ``rank``, alpha = 2 x rank (so alpha / r = 2
+    at every rank), no dropout, on :data:`LORA_TARGETS` of its architecture. ``TaskType.SEQ_CLS`` also
+    trains and saves the new head."""
+    kind = model.config.model_type
+    if kind not in LORA_TARGETS:
+        raise ValueError(f"no LoRA targets named for model type {kind!r}: add its query and value projections"
+                         f" to peft_tuning.LORA_TARGETS (known: {', '.join(LORA_TARGETS)})")
+    return LoraConfig(task_type=TaskType.SEQ_CLS, r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
+                      target_modules=LORA_TARGETS[kind])
 
 
 def block_count(model: PreTrainedModel) -> int:
@@ -78,7 +87,7 @@ def prepare(model: PreTrainedModel, strategy: Strategy) -> PreTrainedModel:
     """The model to train under ``strategy``: the same model with the weights it leaves alone frozen
     (``requires_grad=False``), or, for LoRA, a ``peft`` model wrapping it."""
     if strategy.kind == "lora":
-        return get_peft_model(model, lora_config(strategy.rank))
+        return get_peft_model(model, lora_config(model, strategy.rank))
     if strategy.kind not in ("full", "head", "top"):
         raise ValueError(f"unknown strategy kind {strategy.kind!r}: full, head, top or lora")
     first_trained = block_count(model) - strategy.layers

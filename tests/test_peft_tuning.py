@@ -1,7 +1,7 @@
 import pytest
 import torch
 from peft import PeftModel
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2ForSequenceClassification
 
 from companion import data, peft_tuning, resources
 from companion.peft_tuning import Strategy
@@ -35,6 +35,8 @@ def test_trainable_parameters_per_strategy():
         lora = peft_tuning.prepare(tiny_bert(), Strategy("l", "lora", 5e-4, rank=rank))
         assert peft_tuning.trainable(lora)[0] == 3 * 2 * (rank * 16 + 16 * rank) + head
         assert sorted({n.rsplit(".", 1)[-1] for n in peft_tuning.lora_layers(lora)}) == ["query", "value"]
+    with pytest.raises(ValueError, match="no LoRA targets named for model type 'gpt2'"):
+        peft_tuning.lora_config(GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=8, n_head=2)), 4)
     with pytest.raises(ValueError, match="unknown strategy kind 'prefix'"):
         peft_tuning.prepare(tiny_bert(), Strategy("p", "prefix", 1e-3))
 
