@@ -91,7 +91,7 @@ PROFILES: dict[str, Profile] = {
                    lm_layers=4, lm_width=128, lm_context=128,
                    lm_steps=160, lm_eval_blocks=128, lm_eval_texts=12, lm_eval_chars=1_500,
                    decode_samples=5, decode_tokens=40, icl_test_rows=100, icl_shots=(0, 1, 2, 4, 8, 16),
-                   icl_draws=3, icl_orders=8, chat_rows=40, mlm_length=64, mlm_steps=150,
+                   icl_draws=3, icl_orders=8, chat_rows=40, mlm_length=64, mlm_steps=300,
                    task_train_rows=2_000, task_eval_rows=500, task_epochs=1,
                    qa_train_rows=400, qa_max_length=192, qa_stride=64,
                    t5_task_rows=1_000, t5_epochs=3, t5_max_source=256,

@@ -141,3 +141,14 @@ def test_token_scores_read_first_pieces_only():
     scores = bert.token_scores(logits, labels, ["NOUN", "VERB", "ADJ"])
     assert scores["words"] == 3 and scores["accuracy"] == pytest.approx(2 / 3)
     assert scores["per_tag_accuracy"] == {"NOUN": 1.0, "VERB": 0.5}
+
+
+def test_brown_tokenizer_keeps_the_encoders_wordpiece_with_a_smaller_vocabulary_and_is_cached(tok):
+    small = bert.brown_tokenizer()
+    assert len(small) == bert.BROWN_VOCAB and small.mask_token == tok.mask_token == "[MASK]"
+    pair = small("The jury said the [MASK] was fine.", "It praised the city.")
+    pieces = small.convert_ids_to_tokens(pair["input_ids"])
+    assert pieces[:3] == ["[CLS]", "the", "jury"] and pieces.count("[SEP]") == 2 and "[MASK]" in pieces
+    assert pair["token_type_ids"][-1] == 1 and pair["token_type_ids"][0] == 0  # segments, as BERT's template
+    path = settings.cache_dir() / "tokenizers" / f"bert-brown-wordpiece-{bert.BROWN_VOCAB}-{settings.source()}.json"
+    assert path.is_file() and bert.brown_tokenizer().get_vocab() == small.get_vocab()
