@@ -113,16 +113,11 @@ def brown_tokenizer() -> PreTrainedTokenizerBase:
     """The encoder's uncased WordPiece tokenizer retrained on the Brown training documents: the same
     normalizer, pre-tokenizer, special tokens and ``[CLS] A [SEP] B [SEP]`` template, ``BROWN_VOCAB``
     tokens instead of 30,522 (the small BERT's masked-LM head scores every token of the vocabulary at
-    every position, so its cost shrinks with it). A few seconds, the same vocabulary every run; cached."""
+    every position, so its cost shrinks with it). A few seconds; cached (two trainings can differ in a few
+    equally frequent pieces: see :func:`companion.data.tokenizer_retrained_on_brown`)."""
     base = resources.tokenizer("bert-encoder")
-
-    def retrain(texts: list[str]) -> str:
-        trained = base.train_new_from_iterator(texts, vocab_size=BROWN_VOCAB, show_progress=False)
-        return trained.backend_tokenizer.to_str()
-
-    name = f"bert-brown-wordpiece-{BROWN_VOCAB}-{settings.source()}.json"
-    path = data.trained_on_brown(settings.cache_dir() / "tokenizers" / name,
-                                 f"the encoder's WordPiece vocabulary ({BROWN_VOCAB:,} tokens)", retrain)
+    path = data.tokenizer_retrained_on_brown(base, BROWN_VOCAB, "bert-brown-wordpiece",
+                                             "the encoder's WordPiece vocabulary")
     return PreTrainedTokenizerFast(tokenizer_file=str(path), unk_token=base.unk_token, sep_token=base.sep_token,
                                    pad_token=base.pad_token, cls_token=base.cls_token, mask_token=base.mask_token,
                                    model_input_names=["input_ids", "token_type_ids", "attention_mask"])

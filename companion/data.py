@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+from transformers import PreTrainedTokenizerFast
 
 from . import brown, hub, settings
 from .provision import Need, NpmTree, ResourceError, SdistFile, locked, say, write_file
@@ -216,3 +217,18 @@ def trained_on_brown(path: Path, what: str, train: Callable[[list[str]], str]) -
                 corpus = load("brown", replace(settings.profile(), train_rows=None))
                 write_file(path, train(corpus["train"]["text"]))
     return path
+
+
+def tokenizer_retrained_on_brown(base: PreTrainedTokenizerFast, vocab_size: int, stem: str, what: str) -> Path:
+    """The JSON of ``base``'s tokenization algorithm (normalizer, pre-tokenizer, model type, special tokens,
+    template) retrained on the Brown training documents with ``vocab_size`` tokens
+    (``train_new_from_iterator``), cached as ``tokenizers/<stem>-<vocab_size>-<source>.json`` so that one
+    machine trains it once. Byte-level BPE (GPT-2) gave the same file on every run; the WordPiece trainer
+    breaks ties between equally frequent pieces in hash order, so two runs agree on all but a few pieces
+    and number them differently."""
+    def retrain(texts: list[str]) -> str:
+        trained = base.train_new_from_iterator(texts, vocab_size=vocab_size, show_progress=False)
+        return trained.backend_tokenizer.to_str()
+
+    return trained_on_brown(settings.cache_dir() / "tokenizers" / f"{stem}-{vocab_size}-{settings.source()}.json",
+                            f"{what} ({vocab_size:,} tokens)", retrain)

@@ -72,14 +72,7 @@ def brown_tokenizer() -> PreTrainedTokenizerBase:
     BPE algorithm, pre-tokenization and ``<|endoftext|>``, ``VOCAB_SIZE`` tokens instead of 50,257
     (``train_new_from_iterator``: a few seconds, the same vocabulary on every run), cached."""
     base = resources.tokenizer("gpt2")
-
-    def retrain(texts: list[str]) -> str:
-        trained = base.train_new_from_iterator(texts, vocab_size=VOCAB_SIZE, show_progress=False)
-        return trained.backend_tokenizer.to_str()
-
-    name = f"gpt2-brown-bpe-{VOCAB_SIZE}-{settings.source()}.json"
-    path = data.trained_on_brown(settings.cache_dir() / "tokenizers" / name,
-                                 f"GPT-2's BPE merges ({VOCAB_SIZE:,} tokens)", retrain)
+    path = data.tokenizer_retrained_on_brown(base, VOCAB_SIZE, "gpt2-brown-bpe", "GPT-2's BPE merges")
     return PreTrainedTokenizerFast(tokenizer_file=str(path), bos_token=base.bos_token, eos_token=base.eos_token,
                                    unk_token=base.unk_token)
 

@@ -93,11 +93,14 @@ def prepare(model: PreTrainedModel, strategy: Strategy) -> PreTrainedModel:
     if strategy.kind not in ("full", "head", "top"):
         raise ValueError(f"unknown strategy kind {strategy.kind!r}: full, head, top or lora")
     first_trained = block_count(model) - strategy.layers
-    for name, parameter in model.named_parameters():
+
+    def top(name: str) -> bool:
         block = LAYER.search(name)
+        return ".pooler." in name or (block is not None and int(block.group(1)) >= first_trained)
+
+    for name, parameter in model.named_parameters():
         parameter.requires_grad = (strategy.kind == "full" or heads.is_head(name)
-                                   or (strategy.kind == "top" and (".pooler." in name or
-                                                                   (block is not None and int(block.group(1)) >= first_trained))))
+                                   or (strategy.kind == "top" and top(name)))
     return model
 
 
