@@ -33,9 +33,19 @@ def test_chapters_follow_the_table_of_contents():
 def test_prepare_forgets_a_cached_chapter_whose_results_file_is_missing(tmp_path, capsys):
     cache_chapter(tmp_path, "01_finetuning_workflow", 12.0)
     assert book_cache.cached(str(tmp_path))[ROOT / "book" / "01_finetuning_workflow.ipynb"] is not None
-    book_cache.prepare(str(tmp_path), "no-such-profile")
+    book_cache.prepare(str(tmp_path), "no-such-profile", results=tmp_path / "results")
     assert "will be executed again" in capsys.readouterr().out
     assert book_cache.cached(str(tmp_path))[ROOT / "book" / "01_finetuning_workflow.ipynb"] is None
+
+
+def test_prepare_deletes_results_of_chapters_no_longer_in_the_book(tmp_path, capsys):
+    results = tmp_path / "results"
+    results.mkdir()
+    for name in ("05_prompting.cpu.json", "06_prompting.cpu.json", "05_prompting.smoke.json"):
+        (results / name).write_text("{}")
+    book_cache.prepare(str(tmp_path / "cache"), "cpu", results=results)
+    assert "05_prompting.cpu.json: written by a chapter that is no longer in the book" in capsys.readouterr().out
+    assert sorted(p.name for p in results.iterdir()) == ["05_prompting.smoke.json", "06_prompting.cpu.json"]
 
 
 def test_times_tell_executed_from_cached_chapters(tmp_path, capsys):

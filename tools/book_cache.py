@@ -2,7 +2,8 @@
 
 - ``python tools/book_cache.py prepare CACHE PROFILE``: a chapter served from the cache is not run, so
   it does not write ``book/results/<chapter>.<profile>.json`` again; when that file is missing, the
-  chapter's cache record is removed so that the build executes it.
+  chapter's cache record is removed so that the build executes it; a results file of a chapter that is
+  no longer in ``_toc.yml`` (renamed or removed) is deleted.
 - ``python tools/book_cache.py times CACHE SINCE``: seconds per chapter, and whether it was executed
   in this build (cache record newer than SINCE, Unix seconds) or served from the cache.
 """
@@ -37,13 +38,19 @@ def cached(cache_folder: str) -> dict[Path, object | None]:
     return found
 
 
-def prepare(cache_folder: str, profile: str) -> None:
+def prepare(cache_folder: str, profile: str, results: Path = ROOT / "book" / "results") -> None:
     cache = get_cache(cache_folder)
     for path, record in cached(cache_folder).items():
         writes = "results.write(" in path.read_text()
-        if record and writes and not (path.parent / "results" / f"{path.stem}.{profile}.json").is_file():
+        if record and writes and not (results / f"{path.stem}.{profile}.json").is_file():
             print(f"{path.stem}: cached, but its results file is missing: it will be executed again")
             cache.remove_cache(record.pk)
+    in_book = {path.stem for path in chapters()}
+    for stale in sorted(results.glob(f"*.{profile}.json")):
+        if stale.name.removesuffix(f".{profile}.json") not in in_book:
+            print(f"{stale.name}: written by a chapter that is no longer in the book (renamed or removed):"
+                  f" deleted, so that the results page does not show its rows")
+            stale.unlink()
 
 
 def times(cache_folder: str, since: float) -> None:
