@@ -80,15 +80,21 @@ def test_label_words_must_be_single_tokens(gpt2_tok):
 def test_prefix_cache_scoring_equals_naive_scoring(tiny, gpt2_tok):
     template = prompting.Template()
     prefix = template.prefix([("a warm, funny film", 1), ("tedious and flat", 0), ("a delight", 1)])
-    queries = [template.query(t) for t in ["one of the year's best", "a mess", "it is what it is"]]
+    queries = [template.query(t) for t in ["one of the year's best", "a mess", "it is what it is",
+                                           "long, loud and in the end strangely moving, if you stay awake", "dull"]]
     naive = prompting.score_naive(tiny, gpt2_tok, prefix, queries, template.label_words)
-    cached = prompting.score_cached(tiny, gpt2_tok, prefix, queries, template.label_words)
-    assert naive.shape == (3, 2)
-    np.testing.assert_allclose(cached, naive, atol=1e-4)
-    assert (cached.argmax(-1) == naive.argmax(-1)).all()
-    # The cache is copied per query: scoring twice gives the same numbers.
+    assert naive.shape == (5, 2)
+    # One query at a time, and in right-padded batches of queries of different lengths (returned in
+    # the queries' order, whatever order the batches scored them in).
+    for batch_size in (1, 2, 16):
+        cached = prompting.score_cached(tiny, gpt2_tok, prefix, queries, template.label_words, batch_size=batch_size)
+        np.testing.assert_allclose(cached, naive, atol=1e-4)
+        assert (cached.argmax(-1) == naive.argmax(-1)).all()
+    # The cache is copied per batch: scoring twice gives the same numbers.
     np.testing.assert_allclose(prompting.score_cached(tiny, gpt2_tok, prefix, queries, template.label_words),
                                cached, atol=1e-5)
+    with pytest.raises(ValueError, match="batch_size"):
+        prompting.score_cached(tiny, gpt2_tok, prefix, queries, template.label_words, batch_size=0)
 
 
 def test_calibration_removes_a_constant_label_bias():
