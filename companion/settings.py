@@ -134,6 +134,20 @@ def profile() -> Profile:
     return PROFILES[name]
 
 
+def setup_chapter() -> Profile:
+    """What every chapter runs first: seed Python's, NumPy's and torch's random generators with
+    :data:`SEED` (``transformers.set_seed``), print the profile, the source, torch's threads and whether
+    a GPU is there, and return the active :class:`Profile`."""
+    import torch
+    from transformers import set_seed
+
+    active = profile()
+    set_seed(SEED)
+    print(f"profile={active.name} source={source()} torch threads={torch.get_num_threads()}"
+          f" GPU={'yes' if torch.cuda.is_available() else 'no'}")
+    return active
+
+
 def hub_endpoint() -> str:
     """The hub address: ``HF_ENDPOINT`` (a mirror) when set, else huggingface.co."""
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")

@@ -59,3 +59,20 @@ def test_unknown_source_is_named_in_the_error(monkeypatch):
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("COMPANION_CACHE", str(tmp_path / "c"))
     assert settings.cache_dir() == tmp_path / "c" and (tmp_path / "c").is_dir()
+
+
+def test_setup_chapter_seeds_and_reports(monkeypatch, capsys):
+    import random
+
+    import numpy as np
+    import torch
+
+    monkeypatch.setenv(settings.PROFILE_VAR, "smoke")
+    monkeypatch.setenv(settings.SOURCE_VAR, "offline")
+    draws = []
+    for _ in range(2):
+        assert settings.setup_chapter() is settings.PROFILES["smoke"]
+        draws.append((random.random(), float(np.random.rand()), float(torch.rand(1))))
+    assert draws[0] == draws[1]  # Python, NumPy and torch all start from the book's seed
+    printed = capsys.readouterr().out
+    assert "profile=smoke source=offline" in printed and "torch threads=" in printed
