@@ -315,13 +315,19 @@ def seq2seq_features(pairs: Dataset, tok: PreTrainedTokenizerBase, max_source: i
 def finetune(model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs: Dataset, *, lr: float, epochs: float,
              max_source: int, max_target: int = 16, name: str = "t5-multitask",
              profile: settings.Profile | None = None) -> Training:
-    """Fine-tune on a mixture of text-to-text pairs through the training spine."""
+    """Fine-tune on a mixture of text-to-text pairs through the training spine.
+
+    Batches are drawn from pairs of similar input length (``group_by_length``), so a batch of short
+    review sentences is not padded to the length of a question's passage. Trainer shuffles the pairs,
+    cuts them into groups of up to 50 batches and sorts each group by length, so within a group a
+    mixture's tasks come in runs (passages first, review sentences last)."""
     profile = profile or settings.profile()
     if len(pairs) == 0:
         raise ValueError("no training pairs")
     return train(model, seq2seq_features(pairs, tok, max_source, max_target), name=name, lr=lr,
                  schedule=TEXT_TO_TEXT, batch_size=profile.batch_size, epochs=epochs, tokenizer=tok,
-                 collator=DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100), **FP32)
+                 collator=DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100),
+                 train_sampling_strategy="group_by_length", **FP32)
 
 
 def matching_label(answer: str, labels: list[str]) -> str | None:
