@@ -3,7 +3,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from companion import baselines, data, heads, resources, tokens, training
+from companion import data, resources, training
 
 
 @pytest.fixture(scope="module")
@@ -55,60 +55,10 @@ def test_finetune_refuses_a_head_of_the_wrong_size(provisioned):
         training.finetune(enc.model, enc.tokenizer, ds, lr=5e-5, name="test-bad")
 
 
-def test_pieces_show_special_tokens_padding_and_mask(provisioned):
-    tok = resources.tokenizer("encoder")
-    table = tokens.pieces(tok, ["Unwatchable.", "A quietly devastating film."], max_length=16)
-    first = table[table.sentence == 0]
-    assert first.piece.iloc[0] == "[CLS]" and "[SEP]" in set(first.piece)
-    padded = first[first.piece == "[PAD]"]
-    assert len(padded) > 0 and (padded.attention_mask == 0).all()
-    assert "##" in "".join(table.piece), "a rare word splits into WordPiece pieces"
-    assert tokens.grid(table).shape[0] == 2
-
-
-def test_vader_baseline_reads_obvious_sentiment():
-    assert baselines.vader_labels(["A wonderful, moving film.", "A horrible, boring mess."]) == [1, 0]
-    with pytest.raises(ValueError, match="no texts"):
-        baselines.vader_scores([])
-
-
-def test_cls_logits_recompute_the_models_own_logits(provisioned):
-    enc = resources.classifier("encoder", data.SENTIMENT_LABELS)
-    enc.model.eval()
-    batch = enc.tokenizer(["Great.", "Not great at all."], padding=True, return_tensors="pt")
-    cls, logits = heads.cls_logits(enc.model, batch)
-    assert cls.shape == (2, enc.model.config.hidden_size)
-    with torch.no_grad():
-        assert torch.allclose(logits, enc.model(**batch).logits, atol=1e-6)
-
-
 def test_probabilities_are_distributions(tiny_run):
     probs = tiny_run.probabilities("validation")
     assert probs.shape == (32, 2) and abs(probs.sum(axis=1) - 1).max() < 1e-5
     assert (tiny_run.predictions("validation") == probs.argmax(axis=1)).all()
-
-
-def test_best_threshold_finds_the_separating_score():
-    threshold, accuracy = baselines.best_threshold([-0.5, -0.1, 0.2, 0.6], [0, 0, 0, 1])
-    assert threshold == 0.6 and accuracy == 1.0
-    with pytest.raises(ValueError, match="one label per score"):
-        baselines.best_threshold([0.1], [])
-
-
-def test_threshold_labels_and_head_names():
-    assert baselines.threshold_labels([-0.2, 0.0, 0.3], threshold=0.0) == [0, 1, 1]
-    assert heads.is_head("pre_classifier.weight") and heads.is_head("classifier.bias")
-    assert not heads.is_head("bert.encoder.layer.0.output.dense.weight")
-
-
-def test_bag_of_words_learns_which_words_go_with_a_label():
-    texts = ["a great film", "great acting", "a dull film", "dull and long", "great fun", "long and dull"]
-    labels = [1, 1, 0, 0, 1, 0]
-    assert baselines.bag_of_words(texts, labels, ["great", "so dull", "a great great film"]) == [1, 0, 1]
-    with pytest.raises(ValueError, match="single class"):
-        baselines.bag_of_words(texts[:2], [1, 1], ["great"])
-    with pytest.raises(ValueError, match="one label per training text"):
-        baselines.bag_of_words(texts, labels[:3], ["great"])
 
 
 def test_the_spine_sets_up_trainer_with_the_books_named_choices(tiny_run):
