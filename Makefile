@@ -14,7 +14,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 HUB_FIXTURE := $(CURDIR)/.hub-fixture
 HUB_ENV := COMPANION_SOURCE=hub HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 HF_HOME=$(HUB_FIXTURE)
 
-.PHONY: setup book check-book test test-hub benchmark clean
+.PHONY: setup book book-zh i18n-pot i18n-update i18n-check check-book test test-hub benchmark clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,43 @@ book: setup
 	$(BIN)/python tools/book_cache.py prepare _build/.jupyter_cache $(BOOK_PROFILE)
 	start=$$(date +%s); COMPANION_PROFILE=$(BOOK_PROFILE) $(BOOK_QUIET) $(BIN)/jupyter-book build --all --warningiserror \
 		--keep-going .; status=$$?; $(BIN)/python tools/book_cache.py times _build/.jupyter_cache $$start; exit $$status
+	$(MAKE) book-zh
+
+# The Chinese edition (tools/book_i18n.py): the English pages with the translations of
+# book/locale/zh_CN/LC_MESSAGES/book/<page>.po, rendered from the English build's jupyter-cache (every
+# chapter a cache hit: jupyter-cache hashes code cells only, and translation happens after the notebook is
+# read; the results page, `execution_mode: force`, runs again, reading the same results files). It goes to
+# _build/html/zh_CN beside the English edition; every page links to its twin in the other edition, and
+# the site root lets the reader choose. It is built in a folder of its own first because myst-nb writes
+# its jupyter_execute folder beside the output folder. jupyter-book's CLI cannot set `language`, so this
+# build runs sphinx-build on the conf.py that `jupyter-book config sphinx` derives from _config.yml.
+I18N_LANG := zh_CN
+LOCALE := book/locale
+POT := _build/i18n/_build/gettext
+
+book-zh: setup
+	$(BIN)/jupyter-book config sphinx . >/dev/null
+	start=$$(date +%s); COMPANION_PROFILE=$(BOOK_PROFILE) $(BOOK_QUIET) PYTHONPATH=tools $(BIN)/sphinx-build -b html -E \
+		-W --keep-going -D language=$(I18N_LANG) -D nb_execution_cache_path=$(CURDIR)/_build/.jupyter_cache \
+		-d _build/$(I18N_LANG)/doctrees . _build/$(I18N_LANG)/html; status=$$?; \
+		$(BIN)/python tools/book_cache.py times _build/.jupyter_cache $$start; \
+		echo "Chinese edition: $$(( $$(date +%s) - start )) s"; exit $$status
+	rm -rf _build/html/$(I18N_LANG) && cp -a _build/$(I18N_LANG)/html _build/html/$(I18N_LANG)
+	cp tools/language_chooser.html _build/html/index.html
+
+# The English messages, one .pot per page: a gettext build, which executes nothing (tools/book_i18n.py).
+i18n-pot: $(VENV)/.installed
+	rm -rf _build/i18n
+	$(BIN)/jupyter-book build . --path-output _build/i18n --builder custom --custom-builder gettext \
+		--warningiserror --quiet
+
+# Translators: merge the English messages into the catalogues (new ones untranslated, changed ones fuzzy).
+i18n-update: i18n-pot
+	$(BIN)/python tools/book_i18n.py update $(POT) $(LOCALE) $(I18N_LANG)
+
+# The drift check of `make test`: fails when a catalogue is out of date with the English source.
+i18n-check: i18n-pot
+	$(BIN)/python tools/book_i18n.py check $(POT) $(LOCALE) $(I18N_LANG)
 
 # A browser check of the rendered book (run `make book` first): every page of _toc.yml in headless Chromium
 # (Debian's chromium + chromium-driver), full-page screenshots in _build/screenshots.
@@ -53,7 +90,7 @@ check-book: $(VENV)/.installed
 		{ echo "check-book needs Chromium: apt-get install chromium chromium-driver"; exit 2; }
 	$(BIN)/python tools/check_book.py _build/html
 
-test: setup
+test: setup i18n-check
 	COMPANION_PROFILE=smoke $(BIN)/python -m pytest tests book --nbmake --nbmake-timeout=1800 -p no:cacheprovider
 	$(MAKE) test-hub
 

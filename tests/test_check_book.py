@@ -135,3 +135,26 @@ def test_a_clean_book_exits_0(tmp_path, capsys):
                                "--screenshots", str(tmp_path / "shots"))
     assert code == 0 and list(rows) == ["intro", "01_clean"] and problems.strip() == "No problems."
     assert (tmp_path / "shots" / "01_clean.png").is_file()
+
+
+@needs_browser
+def test_every_page_of_both_editions_links_to_its_twin(tmp_path, capsys):
+    # A Chinese edition under html/zh_CN: the English pages must link to their Chinese twins and back.
+    html = make_site(tmp_path, ["01_clean"])
+    english, chinese = html / "book", html / "zh_CN" / "book"
+    chinese.mkdir(parents=True)
+    (chinese / "figure.svg").write_text((english / "figure.svg").read_text())
+
+    def switch(href: str) -> str:
+        return f'<a class="btn btn-sm language-switch" href="{href}">switch</a>'
+
+    for stem in ("intro", "01_clean"):
+        text = (english / f"{stem}.html").read_text()
+        (english / f"{stem}.html").write_text(text.replace("<nav>", "<nav>" + switch(f"../zh_CN/book/{stem}.html")))
+        # The Chinese intro links back; the Chinese chapter's switch points at the wrong page.
+        back = f"../../book/{stem}.html" if stem == "intro" else "../../book/intro.html"
+        (chinese / f"{stem}.html").write_text(text.replace("<nav>", "<nav>" + switch(back)))
+    code, rows, problems = run(tmp_path, capsys, "--allow-stderr", "^Downloading")
+    assert list(rows) == ["intro", "01_clean", "zh_CN-intro", "zh_CN-01_clean"]
+    assert code == 1 and problems.strip().splitlines() == [
+        "Problems:", f"zh_CN-01_clean: no language switch to the same page in the other edition ({english}/01_clean.html)"]

@@ -16,7 +16,9 @@ URLs in a 1280 x 900 window and checked for:
 - the Colab install cell, which must be removed from the page;
 - on each chapter, the Colab launch link to its own notebook (from ``repository`` in ``_config.yml``);
 - solution cells (code cells starting with ``# Solution``) not hidden behind a toggle
-  (``tag_hide-input``), or missing from the page.
+  (``tag_hide-input``), or missing from the page;
+- when the book has other editions (``HTML/zh_CN``, see ``EDITIONS``), their pages too, and on every
+  page of every edition a language switch (``a.language-switch``) to the same page in the other one.
 
 A full-page screenshot of each page goes to ``DIR/<page>.png`` (default: ``screenshots`` beside HTML,
 so ``_build/screenshots``). Prints one line per page, then the problems; exits 0 when there are none,
@@ -32,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import nbformat
 import yaml
@@ -47,6 +49,7 @@ WIDTH, HEIGHT, MAX_HEIGHT = 1280, 900, 20000
 LOAD_SECONDS = 30.0
 COLAB_CELL = "Colab only: install the companion"
 SOLUTION = "# Solution"
+EDITIONS = ("zh_CN",)  # folders of translated editions under the English HTML (make book-zh)
 
 # Everything checked on a page, read in one call; arguments[0] is COLAB_CELL, arguments[1] SOLUTION.
 PAGE_SCRIPT = """
@@ -74,6 +77,7 @@ return {
   colab_cell: document.body.textContent.includes(arguments[0]),
   colab_links: Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'))
     .filter(href => href.includes('colab.research.google.com/github/')),
+  language_switch: Array.from(document.querySelectorAll('a.language-switch')).map(a => a.href),
   solutions: solutions.map(cell => [firstLine(cell.querySelector('.cell_input')),
                                     cell.classList.contains('tag_hide-input')]),
 };
@@ -88,6 +92,7 @@ class Page:
     html: Path
     notebook: Path | None
     colab: str | None
+    twin: Path | None = None  # the same page in the other edition, which the language switch must open
     images: tuple[int, int] = (0, 0)
     stderr: int = 0
     allowed: int = 0
@@ -102,15 +107,23 @@ def give_up(message: str) -> NoReturn:
 
 
 def pages(html: Path, root: Path) -> list[Page]:
-    """The root page and the chapters of ``_toc.yml``, in book order, with their Colab URLs."""
+    """The root page and the chapters of ``_toc.yml``, in book order, with their Colab URLs; then the
+    same pages of each edition in ``EDITIONS`` that was built, each page with its twin in the other
+    language (English pages: the first edition's)."""
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     repository = yaml.safe_load((root / "_config.yml").read_text())["repository"]
     owner_repo = urlparse(repository["url"]).path.strip("/").removesuffix(".git")
     colab = f"https://colab.research.google.com/github/{owner_repo}/blob/{repository.get('branch', 'main')}"
     entries = [(toc["root"], False)] + [(entry["file"], True) for entry in toc["chapters"]]
-    return [Page(Path(name).name, html / f"{name}.html",
-                 notebook if (notebook := root / f"{name}.ipynb").is_file() else None,
-                 f"{colab}/{name}.ipynb" if chapter else None) for name, chapter in entries]
+    editions = [edition for edition in EDITIONS if (html / edition).is_dir()]
+    found = []
+    for prefix, folder, twin in [("", html, html / editions[0] if editions else None)] + [
+            (f"{edition}-", html / edition, html) for edition in editions]:
+        found += [Page(prefix + Path(name).name, folder / f"{name}.html",
+                       notebook if (notebook := root / f"{name}.ipynb").is_file() else None,
+                       f"{colab}/{name}.ipynb" if chapter else None, twin / f"{name}.html" if twin else None)
+                  for name, chapter in entries]
+    return found
 
 
 def open_browser() -> WebDriver:
@@ -187,6 +200,10 @@ def check(driver: WebDriver, page: Page, allowed: list[re.Pattern[str]], screens
         page.problems.append(f"{expected} solution cells in the notebook, {len(found['solutions'])} on the page")
     page.problems += [f"solution cell not hidden behind a toggle (no tag_hide-input): {line[:80]!r}"
                       for line, hidden in found["solutions"] if not hidden]
+    if page.twin is not None:
+        targets = [Path(unquote(urlparse(href).path)).resolve() for href in found["language_switch"]]
+        if page.twin.resolve() not in targets:
+            page.problems.append(f"no language switch to the same page in the other edition ({page.twin})")
 
     # The window is taller than the page it shows by the browser's own bars: add them back.
     height, bars = driver.execute_script("return [document.body.scrollHeight, outerHeight - innerHeight]")
@@ -196,11 +213,11 @@ def check(driver: WebDriver, page: Page, allowed: list[re.Pattern[str]], screens
 
 def report(checked: list[Page]) -> None:
     """One line per page, then every problem, naming its page."""
-    print(f"{'page':<28} {'images ok/total':>15} {'stderr blocks':>14} {'wide code lines':>16}  result")
+    print(f"{'page':<32} {'images ok/total':>15} {'stderr blocks':>14} {'wide code lines':>16}  result")
     for page in checked:
         stderr = f"{page.stderr}" + (f" ({page.allowed} allowed)" if page.allowed else "")
         result = f"{len(page.problems)} problem(s)" if page.problems else "ok"
-        print(f"{page.stem:<28} {'%d/%d' % page.images:>15} {stderr:>14} {page.wide:>16}  {result}")
+        print(f"{page.stem:<32} {'%d/%d' % page.images:>15} {stderr:>14} {page.wide:>16}  {result}")
     problems = [f"{page.stem}: {problem}" for page in checked for problem in page.problems]
     print("\n" + ("\n".join(["Problems:"] + problems) if problems else "No problems."))
 

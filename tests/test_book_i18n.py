@@ -1,0 +1,72 @@
+"""tools/book_i18n.py: the catalogue merge and the drift check of the Chinese edition, on hand-made
+catalogues, and the pieces a translation must keep."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import read_po, write_po
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("book_i18n", ROOT / "tools" / "book_i18n.py")
+book_i18n = sys.modules["book_i18n"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(book_i18n)
+
+
+def write_pot(folder: Path, page: str, messages: list[str]) -> None:
+    catalog = Catalog()
+    for message in messages:
+        catalog.add(message)
+    (folder / f"{page}.pot").parent.mkdir(parents=True, exist_ok=True)
+    with (folder / f"{page}.pot").open("wb") as f:
+        write_po(f, catalog)
+
+
+def translate(po: Path, translations: dict[str, str]) -> None:
+    with po.open("rb") as f:
+        catalog = read_po(f, locale="zh_CN")
+    for message in catalog:
+        if message.id in translations:
+            message.string, message.flags = translations[message.id], set()
+    with po.open("wb") as f:
+        write_po(f, catalog, width=0)
+
+
+def test_a_translation_keeps_code_links_roles_math_and_figures():
+    english = "See `mask_tokens` in [the tests](../tests/x.py), {ref}`sec`, $p^2$: 0.874 on 8,056 rows."
+    assert book_i18n.lost(english, "见 `mask_tokens`，[测试](../tests/x.py)，{ref}`sec`，$p^2$：8,056 行上 0.874。") == []
+    assert book_i18n.lost(english, "见 mask_tokens，[测试](x.py)，$p^2$：8,056 行上 0.87。") == [
+        "`mask_tokens`", "`sec`", "../tests/x.py", "{ref}", "0.874"]
+
+
+def test_update_then_check_catches_new_changed_and_damaged_messages(tmp_path, capsys):
+    pot, locale = tmp_path / "gettext", tmp_path / "locale"
+    po = locale / "zh_CN" / "LC_MESSAGES" / "book" / "01_gpt.po"
+    write_pot(pot, "book/01_gpt", ["Pretraining.", "Accuracy 0.874."])
+    assert book_i18n.check(pot, locale, "zh_CN") == 1  # no catalogue yet
+    assert "missing" in capsys.readouterr().out
+    book_i18n.update(pot, locale, "zh_CN")
+    assert book_i18n.check(pot, locale, "zh_CN") == 1
+    assert "0 translated, 0 fuzzy, 2 untranslated" in capsys.readouterr().out
+
+    translate(po, {"Pretraining.": "预训练。", "Accuracy 0.874.": "准确率 0.874。"})
+    assert book_i18n.check(pot, locale, "zh_CN") == 0
+    assert "2 translated, 0 fuzzy, 0 untranslated, 0 with lost pieces" in capsys.readouterr().out
+
+    # The English changes: the changed message turns fuzzy, and the check fails until it is translated again.
+    write_pot(pot, "book/01_gpt", ["Pretraining.", "Accuracy 0.881."])
+    assert book_i18n.check(pot, locale, "zh_CN") == 1
+    assert "fuzzy: 'Accuracy 0.881.'" in capsys.readouterr().out
+    book_i18n.update(pot, locale, "zh_CN")
+    translate(po, {"Accuracy 0.881.": "准确率 0.874。"})  # the old figure left in
+    assert book_i18n.check(pot, locale, "zh_CN") == 1
+    assert "lost ['0.881']" in capsys.readouterr().out
+
+    # A page that no longer exists leaves a stale catalogue, which the check names.
+    (pot / "book" / "01_gpt.pot").rename(pot / "book" / "02_gpt.pot")
+    book_i18n.update(pot, locale, "zh_CN")
+    assert book_i18n.check(pot, locale, "zh_CN") == 1
+    assert "01_gpt.po: no such page any more" in capsys.readouterr().out
