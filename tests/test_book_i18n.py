@@ -70,3 +70,36 @@ def test_update_then_check_catches_new_changed_and_damaged_messages(tmp_path, ca
     book_i18n.update(pot, locale, "zh_CN")
     assert book_i18n.check(pot, locale, "zh_CN") == 1
     assert "01_gpt.po: no such page any more" in capsys.readouterr().out
+
+
+def test_an_english_paragraph_edited_without_its_translation_fails_the_check(tmp_path, capsys):
+    """The real book and catalogues: the check passes, then one paragraph of a chapter changes in English
+    only, and the check fails naming it."""
+    import shutil
+    import subprocess
+
+    import nbformat
+
+    for name in ("_config.yml", "_toc.yml", "tools", "_templates"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "book", tmp_path / "book", ignore=shutil.ignore_patterns("results", "locale"))
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    pot = tmp_path / "_build" / "i18n" / "_build" / "gettext"
+
+    def extract() -> int:
+        shutil.rmtree(tmp_path / "_build", ignore_errors=True)
+        subprocess.run([str(jupyter_book), "build", str(tmp_path), "--path-output", str(tmp_path / "_build" / "i18n"),
+                        "--builder", "custom", "--custom-builder", "gettext", "--quiet"], check=True,
+                       capture_output=True)
+        return book_i18n.check(pot, ROOT / "book" / "locale", "zh_CN")
+
+    assert extract() == 0, capsys.readouterr().out
+    capsys.readouterr()
+    chapter = tmp_path / "book" / "04_t5.ipynb"
+    notebook = nbformat.read(chapter, as_version=4)
+    cell = next(cell for cell in notebook.cells if cell.cell_type == "markdown" and "Span corruption" in cell.source)
+    cell.source = cell.source.replace("No T5 weights exist", "No T5 weights at all exist")
+    nbformat.write(notebook, chapter)
+    assert extract() == 1
+    out = capsys.readouterr().out
+    assert "04_t5.po: " in out and "'No T5 weights at all exist" in out and "intro.po: 70 translated, 0 fuzzy" in out

@@ -139,7 +139,8 @@ def test_a_clean_book_exits_0(tmp_path, capsys):
 
 @needs_browser
 def test_every_page_of_both_editions_links_to_its_twin(tmp_path, capsys):
-    # A Chinese edition under html/zh_CN: the English pages must link to their Chinese twins and back.
+    # A Chinese edition under html/zh_CN: the English pages must link to their Chinese twins and back,
+    # and a Chinese page must say it is Chinese and keep no paragraph in English.
     html = make_site(tmp_path, ["01_clean"])
     english, chinese = html / "book", html / "zh_CN" / "book"
     chinese.mkdir(parents=True)
@@ -151,10 +152,18 @@ def test_every_page_of_both_editions_links_to_its_twin(tmp_path, capsys):
     for stem in ("intro", "01_clean"):
         text = (english / f"{stem}.html").read_text()
         (english / f"{stem}.html").write_text(text.replace("<nav>", "<nav>" + switch(f"../zh_CN/book/{stem}.html")))
-        # The Chinese intro links back; the Chinese chapter's switch points at the wrong page.
-        back = f"../../book/{stem}.html" if stem == "intro" else "../../book/intro.html"
-        (chinese / f"{stem}.html").write_text(text.replace("<nav>", "<nav>" + switch(back)))
+        # The Chinese intro is right; the Chinese chapter links to the wrong page, declares no
+        # language and left one paragraph untranslated.
+        if stem == "intro":
+            zh = text.replace("<html>", '<html lang="zh-CN">').replace("<nav>", "<nav>" + switch("../../book/intro.html"))
+            zh = zh.replace("<p>The chapters.</p>", "<p>各章（<code>make book</code> builds them all）。</p>")
+        else:
+            zh = text.replace("<nav>", "<nav>" + switch("../../book/intro.html")).replace(
+                "</article>", "<p>Each chapter is a notebook that runs.</p></article>")
+        (chinese / f"{stem}.html").write_text(zh)
     code, rows, problems = run(tmp_path, capsys, "--allow-stderr", "^Downloading")
     assert list(rows) == ["intro", "01_clean", "zh_CN-intro", "zh_CN-01_clean"]
     assert code == 1 and problems.strip().splitlines() == [
-        "Problems:", f"zh_CN-01_clean: no language switch to the same page in the other edition ({english}/01_clean.html)"]
+        "Problems:", f"zh_CN-01_clean: no language switch to the same page in the other edition ({english}/01_clean.html)",
+        "zh_CN-01_clean: the page declares lang='', not 'zh-CN'",
+        "zh_CN-01_clean: paragraph left in English: 'Each chapter is a notebook that runs.'"]

@@ -6,7 +6,8 @@ Markdown (never code cells or outputs) into one ``.pot`` per page; translations 
 
 As an extension (``_config.yml``: ``sphinx.local_extensions``): a gettext build, or any build with
 ``BOOK_EXECUTE=off``, executes nothing, not even a notebook whose metadata says
-``mystnb.execution_mode: force`` (an exclude pattern is the one setting that overrides that metadata).
+``mystnb.execution_mode: force`` (an exclude pattern is the one setting that overrides that metadata);
+a translated build gets MyST-NB's words on the page in its language (``UI_STRINGS``).
 
 As a command:
 
@@ -32,15 +33,21 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po, write_po
 
 
-def _no_execution(app) -> None:
+# MyST-NB's own words on the page (the toggles of hidden code cells), per language; the theme translates its own.
+UI_STRINGS = {"zh": {"nb_code_prompt_show": "显示代码", "nb_code_prompt_hide": "隐藏代码"}}
+
+
+def _configure(app) -> None:
     if app.builder.name == "gettext" or os.environ.get("BOOK_EXECUTE") == "off":
         app.config.nb_execution_mode = "off"
         app.config.nb_execution_excludepatterns = ["*"]
+    for name, value in UI_STRINGS.get((app.config.language or "en").split("_")[0], {}).items():
+        setattr(app.config, name, value)
 
 
 def setup(app):
     # Before myst-nb reads its configuration (also on builder-inited, default priority 500).
-    app.connect("builder-inited", _no_execution, priority=400)
+    app.connect("builder-inited", _configure, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 

@@ -18,7 +18,10 @@ URLs in a 1280 x 900 window and checked for:
 - solution cells (code cells starting with ``# Solution``) not hidden behind a toggle
   (``tag_hide-input``), or missing from the page;
 - when the book has other editions (``HTML/zh_CN``, see ``EDITIONS``), their pages too, and on every
-  page of every edition a language switch (``a.language-switch``) to the same page in the other one.
+  page of every edition a language switch (``a.language-switch``) to the same page in the other one;
+  an edition's page must declare its language (``<html lang="zh-CN">``) and leave no paragraph of its
+  prose in English (a paragraph outside code and outputs with four or more English words and no
+  Chinese character).
 
 A full-page screenshot of each page goes to ``DIR/<page>.png`` (default: ``screenshots`` beside HTML,
 so ``_build/screenshots``). Prints one line per page, then the problems; exits 0 when there are none,
@@ -49,7 +52,7 @@ WIDTH, HEIGHT, MAX_HEIGHT = 1280, 900, 20000
 LOAD_SECONDS = 30.0
 COLAB_CELL = "Colab only: install the companion"
 SOLUTION = "# Solution"
-EDITIONS = ("zh_CN",)  # folders of translated editions under the English HTML (make book-zh)
+EDITIONS = {"zh_CN": "zh-CN"}  # folders of translated editions under the English HTML (make book-zh): language
 
 # Everything checked on a page, read in one call; arguments[0] is COLAB_CELL, arguments[1] SOLUTION.
 PAGE_SCRIPT = """
@@ -78,6 +81,12 @@ return {
   colab_links: Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'))
     .filter(href => href.includes('colab.research.google.com/github/')),
   language_switch: Array.from(document.querySelectorAll('a.language-switch')).map(a => a.href),
+  lang: document.documentElement.lang,
+  english: Array.from(article.querySelectorAll('p'))
+    .filter(p => !p.closest('.cell_output, .output, .cell_input, pre'))
+    .map(p => { const c = p.cloneNode(true); c.querySelectorAll('code').forEach(x => x.remove()); return c.textContent; })
+    .filter(text => !/[\u3400-\u9fff]/.test(text) && (text.match(/[A-Za-z]{2,}/g) || []).length >= 4)
+    .map(text => text.trim()),
   solutions: solutions.map(cell => [firstLine(cell.querySelector('.cell_input')),
                                     cell.classList.contains('tag_hide-input')]),
 };
@@ -93,6 +102,7 @@ class Page:
     notebook: Path | None
     colab: str | None
     twin: Path | None = None  # the same page in the other edition, which the language switch must open
+    language: str | None = None  # a translated edition's language (its pages' lang attribute)
     images: tuple[int, int] = (0, 0)
     stderr: int = 0
     allowed: int = 0
@@ -117,12 +127,12 @@ def pages(html: Path, root: Path) -> list[Page]:
     entries = [(toc["root"], False)] + [(entry["file"], True) for entry in toc["chapters"]]
     editions = [edition for edition in EDITIONS if (html / edition).is_dir()]
     found = []
-    for prefix, folder, twin in [("", html, html / editions[0] if editions else None)] + [
-            (f"{edition}-", html / edition, html) for edition in editions]:
+    for prefix, folder, twin, language in [("", html, html / editions[0] if editions else None, None)] + [
+            (f"{edition}-", html / edition, html, EDITIONS[edition]) for edition in editions]:
         found += [Page(prefix + Path(name).name, folder / f"{name}.html",
                        notebook if (notebook := root / f"{name}.ipynb").is_file() else None,
-                       f"{colab}/{name}.ipynb" if chapter else None, twin / f"{name}.html" if twin else None)
-                  for name, chapter in entries]
+                       f"{colab}/{name}.ipynb" if chapter else None, twin / f"{name}.html" if twin else None,
+                       language) for name, chapter in entries]
     return found
 
 
@@ -204,6 +214,10 @@ def check(driver: WebDriver, page: Page, allowed: list[re.Pattern[str]], screens
         targets = [Path(unquote(urlparse(href).path)).resolve() for href in found["language_switch"]]
         if page.twin.resolve() not in targets:
             page.problems.append(f"no language switch to the same page in the other edition ({page.twin})")
+    if page.language is not None:
+        if found["lang"] != page.language:
+            page.problems.append(f"the page declares lang={found['lang']!r}, not {page.language!r}")
+        page.problems += [f"paragraph left in English: {text[:80]!r}" for text in found["english"]]
 
     # The window is taller than the page it shows by the browser's own bars: add them back.
     height, bars = driver.execute_script("return [document.body.scrollHeight, outerHeight - innerHeight]")
