@@ -70,7 +70,9 @@ def lost(message: str, translation: str) -> list[str]:
 
 def _serialize(catalog: Catalog) -> bytes:
     out = io.BytesIO()
-    write_po(out, catalog, width=0, include_previous=True)  # width=0: no wrapping, one line per message
+    # width=0: one line per message. No previous msgids: Babel wraps them whatever the width, and reads the
+    # wrapped lines back as translator comments.
+    write_po(out, catalog, width=0, include_previous=False)
     return out.getvalue()
 
 
