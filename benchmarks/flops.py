@@ -158,7 +158,7 @@ def encoder_workload(count: int, profile: settings.Profile) -> Workload:
     """The encoder classifier and ``count`` training batches of movie-sentiment sentences, tokenized and
     truncated at ``max_length``, each padded to its longest row by DataCollatorWithPadding, as the book does."""
     clf = resources.classifier("encoder", data.SENTIMENT_LABELS)
-    train = data.load("movie-sentiment", profile)["train"].shuffle(seed=settings.SEED)
+    train = data.load("movie-sentiment", data.profile_caps(profile))["train"].shuffle(seed=settings.SEED)
     train = train.select(range(count * profile.batch_size))
     encoded = clf.tokenizer(list(train["text"]), truncation=True, max_length=profile.max_length)
     rows = [{**{key: values[i] for key, values in encoded.items()}, "labels": label}
@@ -176,7 +176,7 @@ def encoder_workload(count: int, profile: settings.Profile) -> Workload:
 def gpt_workload(count: int, profile: settings.Profile) -> Workload:
     """The GPT chapter's small GPT-2 and ``count`` batches of Brown corpus blocks of ``lm_context`` tokens."""
     tok = gpt.brown_tokenizer()
-    brown = data.load("brown", profile)
+    brown = data.load("brown", data.profile_caps(profile))
     blocks = gpt.lm_blocks(datasets.DatasetDict(train=brown["train"]), tok, profile.lm_context)["train"]
     blocks = blocks.select(range(count * profile.batch_size))
     batches = [default_data_collator([blocks[j] for j in range(i, i + profile.batch_size)])

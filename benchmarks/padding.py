@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     profile = dataclasses.replace(settings.profile(), batch_size=args.batch_size, max_length=512,
                                   train_rows=args.steps * args.batch_size, eval_rows=args.test_rows)
-    ds = data.load("movie-sentiment", profile)
+    ds = data.load("movie-sentiment", data.profile_caps(profile))
     dynamic = run(ds, args.steps, profile, pad_to=None)
     padded = run(ds, args.steps, profile, pad_to=512)
     ratio = dynamic["examples_per_second"] / padded["examples_per_second"]

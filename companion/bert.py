@@ -1,5 +1,6 @@
 """BERT, the encoder-only transformer: its three embeddings, masked-language-model and next-sentence
-pretraining, and fine-tuning for token tagging (single sentences and sentence pairs go through
+pretraining, a masked-LM head trained on a frozen pretrained encoder, fill-in-the-blank scoring, and
+fine-tuning for token tagging (single sentences and sentence pairs go through
 :func:`companion.training.finetune`, extractive question answering through :mod:`companion.qa`; the
 next-sentence pairs themselves are built by :mod:`companion.brown`).
 """
@@ -11,12 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
-from transformers import (BertConfig, BertForPreTraining, BertModel, DataCollatorForTokenClassification,
-                          DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast,
-                          Trainer, set_seed)
+from transformers import (BertConfig, BertForMaskedLM, BertForPreTraining, BertModel,
+                          DataCollatorForTokenClassification, DataCollatorWithPadding, PreTrainedModel,
+                          PreTrainedTokenizerBase, PreTrainedTokenizerFast, Trainer, default_data_collator, set_seed)
 
 from . import data, metrics, resources, settings
-from .training import BERT_PRETRAINING, TaskRun, Training, finetune_features, train
+from .training import BERT_PRETRAINING, FINETUNING, TaskRun, Training, finetune_features, train
 
 
 
@@ -260,6 +261,133 @@ def fill_mask(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: 
     top = probs.topk(k)
     return [[(tokenizer.convert_ids_to_tokens(int(i)), float(p)) for p, i in zip(ps, ids)]
             for ps, ids in zip(top.values, top.indices)]
+
+
+# --- a masked-LM head on a frozen pretrained encoder ------------------------------------------------
+
+MLM_HEAD = ("cls.predictions.transform.", "cls.predictions.bias")  # what trains; the decoder is tied to the embeddings
+
+
+def train_only_mlm_head(model: BertForMaskedLM) -> list[str]:
+    """Freeze every weight of ``model`` but its masked-LM head's transform (dense, GELU, LayerNorm) and
+    output bias; the head's decoder is the word-embedding matrix itself (tied), so it stays frozen with
+    the encoder. Returns the names of the weights left to train."""
+    if model.cls.predictions.decoder.weight is not model.bert.embeddings.word_embeddings.weight:
+        raise ValueError("the masked-LM decoder is not tied to the word embeddings (tie_word_embeddings=False)")
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = name.startswith(MLM_HEAD)
+    return [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+
+
+def masked_vectors(model: BertForMaskedLM, tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int,
+                   batch_size: int = 64) -> Dataset:
+    """Mask ``texts`` with BERT's rule (:func:`mask_tokens`, seeded), run ``model``'s frozen encoder over
+    them once, and keep one row per selected position: the encoder's last hidden state there
+    (``hidden``) and the original token (``labels``). A frozen encoder gives the same vectors at every
+    epoch, so the head can train on these rows alone. The model is moved to the GPU when there is one,
+    where Trainer will put the head (whose decoder is the encoder's embedding matrix)."""
+    if not texts:
+        raise ValueError("no texts to mask")
+    generator = torch.Generator().manual_seed(settings.SEED)
+    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()  # where Trainer will put the head
+    hidden, labels = [], []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(texts[start:start + batch_size], truncation=True, max_length=max_length, padding=True,
+                          return_special_tokens_mask=True, return_tensors="pt")
+        special = batch.pop("special_tokens_mask").bool() | (batch["attention_mask"] == 0)
+        batch["input_ids"], chosen = mask_tokens(batch["input_ids"], special, tokenizer.mask_token_id,
+                                                 len(tokenizer), generator=generator)
+        with torch.inference_mode():
+            states = model.bert(**batch.to(model.device)).last_hidden_state.float().cpu()
+        picked = chosen != -100
+        hidden.append(states[picked])
+        labels.append(chosen[picked])
+    return Dataset.from_dict({"hidden": torch.cat(hidden).numpy(), "labels": torch.cat(labels).numpy()})
+
+
+class HeadOnVectors(torch.nn.Module):
+    """A masked-LM head (``BertOnlyMLMHead``) applied to encoder vectors computed beforehand: logits over
+    the vocabulary and, given ``labels``, their cross-entropy."""
+
+    def __init__(self, head: torch.nn.Module):
+        super().__init__()
+        self.head = head
+
+    def forward(self, hidden: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+        logits = self.head(hidden)
+        loss = None if labels is None else torch.nn.functional.cross_entropy(logits.float(), labels)
+        return {"loss": loss, "logits": logits}
+
+
+def train_mlm_head(model: BertForMaskedLM, vectors: Dataset, *, epochs: float, lr: float = 1e-3,
+                   batch_size: int = 256) -> Training:
+    """Train the masked-LM head of ``model`` (prepared by :func:`train_only_mlm_head`) on
+    :func:`masked_vectors` rows through the book's training spine; the encoder never runs. (The head's
+    decoder is the encoder's embedding matrix: :func:`masked_vectors` has already put the whole model
+    where Trainer puts the head.)"""
+    return train(HeadOnVectors(model.cls), vectors.with_format("torch"), name="mlm-head", lr=lr, schedule=FINETUNING,
+                 batch_size=batch_size, collator=default_data_collator, epochs=epochs)
+
+
+def blanks(sentences: list[str], tokenizers: list[PreTrainedTokenizerBase], max_length: int,
+           seed: int = settings.SEED) -> list[tuple[str, str]]:
+    """One blank per sentence for a fill-in-the-blank test that several models can take: a word of
+    lowercase ASCII letters that every tokenizer keeps as one token of its vocabulary (seeded choice),
+    replaced by ``[MASK]``. Returns (masked sentence, word); sentences without such a word, or longer
+    than ``max_length`` tokens for a tokenizer (the models' positions), are left out."""
+    vocabularies = [tok.get_vocab() for tok in tokenizers]
+    if any(tok.mask_token != "[MASK]" for tok in tokenizers):
+        raise ValueError("every tokenizer must use [MASK] as its mask token")
+    rng = np.random.default_rng(seed)
+    made = []
+    for sentence in sentences:
+        if any(len(tok(sentence)["input_ids"]) > max_length for tok in tokenizers):
+            continue
+        words = sentence.split(" ")
+        fit = [i for i, w in enumerate(words)
+               if w.isascii() and w.isalpha() and w.islower() and all(w in v for v in vocabularies)]
+        if fit:
+            i = int(rng.choice(fit))
+            made.append((" ".join([*words[:i], "[MASK]", *words[i + 1:]]), words[i]))
+    return made
+
+
+def fill_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, items: list[tuple[str, str]],
+                  k: int = 5, batch_size: int = 64) -> dict[str, float]:
+    """Top-1 and top-``k`` accuracy of a masked-LM model on :func:`blanks`: the share of blanks whose
+    word is the model's first guess, or among its ``k`` first."""
+    if not items:
+        raise ValueError("no blanks to fill")
+    hits1 = hitsk = 0
+    model.eval()
+    for start in range(0, len(items), batch_size):
+        texts, words = zip(*items[start:start + batch_size])
+        batch = tokenizer(list(texts), padding=True, return_tensors="pt").to(model.device)
+        with torch.inference_mode():
+            out = model(**batch)
+        logits = getattr(out, "prediction_logits", None)
+        logits = out.logits if logits is None else logits
+        rows, cols = (batch["input_ids"] == tokenizer.mask_token_id).nonzero(as_tuple=True)
+        if rows.tolist() != list(range(len(words))):
+            raise ValueError("each blank must hold exactly one [MASK] token (see blanks)")
+        top = logits[rows, cols].topk(k).indices.cpu()
+        truth = torch.tensor(tokenizer.convert_tokens_to_ids(list(words)))
+        hits1 += int((top[:, 0] == truth).sum())
+        hitsk += int((top == truth[:, None]).any(-1).sum())
+    return {"top1": hits1 / len(items), f"top{k}": hitsk / len(items), "blanks": len(items)}
+
+
+def frequent_word_accuracy(train_items: list[tuple[str, str]], test_items: list[tuple[str, str]], k: int = 5
+                           ) -> dict[str, object]:
+    """The baseline that never reads the sentence: guess the ``k`` words most often blanked in
+    ``train_items``; top-1 and top-``k`` accuracy on ``test_items``."""
+    if not train_items or not test_items:
+        raise ValueError("the baseline needs training blanks to count and test blanks to score")
+    words, counts = np.unique([w for _, w in train_items], return_counts=True)
+    guesses = [str(w) for w in words[np.argsort(-counts, kind="stable")][:k]]
+    test = [w for _, w in test_items]
+    return {"top1": sum(w == guesses[0] for w in test) / len(test),
+            f"top{k}": sum(w in guesses for w in test) / len(test), "blanks": len(test), "guesses": guesses}
 
 
 # --- fine-tuning: what is trained -----------------------------------------------------------------

@@ -23,9 +23,9 @@ SQuAD columns ``id``, ``title``, ``context``, ``question``, ``answers``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 from transformers import PreTrainedTokenizerFast
@@ -125,15 +125,29 @@ def _mrpc_hub() -> DatasetDict:
     return DatasetDict(train=parts["train"], validation=parts["test"], test=mrpc["validation"])
 
 
-def chinese_sentiment(profile: settings.Profile | None = None) -> DatasetDict:
+class Caps(NamedTuple):
+    """How many rows to keep of a data set: of the train split, and of validation and test each
+    (``None``: the whole split)."""
+
+    train_rows: int | None
+    eval_rows: int | None
+
+
+def profile_caps(profile: settings.Profile | None = None) -> Caps:
+    """The caps of ``profile`` (default: the active one): its ``train_rows`` and ``eval_rows``."""
+    profile = profile or settings.profile()
+    return Caps(profile.train_rows, profile.eval_rows)
+
+
+def chinese_sentiment(caps: Caps | None = None) -> DatasetDict:
     """ChnSentiCorp (hotel, book and product reviews in Chinese, labelled negative / positive) from the
-    hub (``lansinuote/ChnSentiCorp``), capped to the profile. It exists only there."""
+    hub (``lansinuote/ChnSentiCorp``), capped to ``caps`` (default: the profile's). It exists only there."""
     if settings.source() != "hub":
         raise ResourceError("ChnSentiCorp exists only on the hub, which this machine does not reach; set"
                             " COMPANION_SOURCE=hub where the hub answers (e.g. on Colab).")
     ds = hub.load_dataset("lansinuote/ChnSentiCorp")
     ds = ds.cast_column("label", ClassLabel(names=SENTIMENT_LABELS))
-    return limit(check(ds), profile or settings.profile())
+    return limit(check(ds), caps or profile_caps())
 
 
 @dataclass(frozen=True)
@@ -183,22 +197,23 @@ def check(ds: DatasetDict, columns: tuple[str, ...] = ("text", "label")) -> Data
     return ds
 
 
-def limit(ds: DatasetDict, profile: settings.Profile) -> DatasetDict:
-    """Cap each split at the profile's size: a seeded random subset, so labels stay mixed."""
-    caps = {"train": profile.train_rows, "validation": profile.eval_rows, "test": profile.eval_rows}
-    return DatasetDict({name: part if caps.get(name) is None or len(part) <= caps[name]
-                        else part.shuffle(seed=settings.SEED).select(range(caps[name]))
+def limit(ds: DatasetDict, caps: Caps) -> DatasetDict:
+    """Cap each split at its size in ``caps``: a seeded random subset, so labels stay mixed."""
+    sizes = {"train": caps.train_rows, "validation": caps.eval_rows, "test": caps.eval_rows}
+    return DatasetDict({name: part if sizes.get(name) is None or len(part) <= sizes[name]
+                        else part.shuffle(seed=settings.SEED).select(range(sizes[name]))
                         for name, part in ds.items()})
 
 
-def load(name: str, profile: settings.Profile | None = None) -> DatasetDict:
-    """The data set ``name`` from the active source, capped to the profile; prints source and sizes."""
+def load(name: str, caps: Caps | None = None) -> DatasetDict:
+    """The data set ``name`` from the active source, capped to ``caps`` (default: the profile's
+    ``train_rows`` / ``eval_rows``); prints source and sizes."""
     if name not in DATASETS:
         raise ResourceError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}.")
     entry, src = DATASETS[name], settings.source()
-    profile = profile or settings.profile()
+    profile = settings.profile()
     full = check(entry.hub() if src == "hub" else entry.build_offline(), entry.columns)
-    ds = limit(full, profile)
+    ds = limit(full, caps or profile_caps(profile))
     sizes = "/".join(f"{len(ds[s]):,}" for s in SPLITS)
     about = entry.hub_about if src == "hub" else entry.offline_about
     say(f"data {name!r}: source={src}, {about}; train/validation/test = {sizes} rows"
@@ -214,7 +229,7 @@ def trained_on_brown(path: Path, what: str, train: Callable[[list[str]], str]) -
         with locked(path):
             if not path.is_file():
                 say(f"training {what} on the Brown training documents")
-                corpus = load("brown", replace(settings.profile(), train_rows=None))
+                corpus = load("brown", Caps(train_rows=None, eval_rows=settings.profile().eval_rows))
                 write_file(path, train(corpus["train"]["text"]))
     return path
 

@@ -85,14 +85,18 @@ MODELS: dict[str, ModelEntry] = {
 # Tokenizers that exist offline without their model's weights.
 TOKENIZERS: dict[str, tuple[str, WheelFiles]] = {"gpt2": ("openai-community/gpt2", GPT2_TOKENIZER)}
 
-# A role names what a chapter needs: offline it is one model; online a model name, or the profile
-# field that names the checkpoint. `bert-encoder` is a BERT with segment (token type) embeddings from
-# both sources, for the BERT chapter; DistilBERT, the smaller profiles' `encoder` on the hub, has none.
-ROLES: dict[str, dict[str, str]] = {
-    "encoder": {"offline": "all-MiniLM-L6-v2", "hub": "hub_encoder"},
+# A role names what a chapter needs: offline it is one model; on the hub one model, or one per profile
+# (the smaller profiles take DistilBERT, a 6-block distilled BERT, as the encoder; the gpu profile
+# BERT-base). `bert-encoder` is a BERT with segment (token type) embeddings from both sources, for the
+# BERT chapter; DistilBERT has none. `base-decoder` is a base (not chat-tuned) decoder, for in-context
+# learning.
+ROLES: dict[str, dict[str, str | dict[str, str]]] = {
+    "encoder": {"offline": "all-MiniLM-L6-v2",
+                "hub": {"smoke": "distilbert-base-uncased", "cpu": "distilbert-base-uncased",
+                        "gpu": "bert-base-uncased"}},
     "bert-encoder": {"offline": "all-MiniLM-L6-v2", "hub": "bert-base-uncased"},
-    "decoder": {"offline": "SmolLM2-135M-Instruct", "hub": "hub_decoder"},
-    "base-decoder": {"offline": "gemma-3-270m", "hub": "hub_base_decoder"},
+    "decoder": {"offline": "SmolLM2-135M-Instruct", "hub": "gpt2"},
+    "base-decoder": {"offline": "gemma-3-270m", "hub": "gemma-3-270m"},
 }
 
 
@@ -131,10 +135,9 @@ def resolve(name: str, dtype: torch.dtype | None = None) -> Resolved:
     concrete = name
     if name in ROLES:
         role = ROLES[name]
-        if src == "offline":
-            concrete = role["offline"]
-        else:
-            concrete = role["hub"] if role["hub"] in MODELS else getattr(settings.profile(), role["hub"])
+        concrete = role[src]
+        if isinstance(concrete, dict):
+            concrete = concrete[settings.profile().name]
     if concrete not in MODELS:
         known = ", ".join([*ROLES, *MODELS])
         raise ResourceError(f"unknown model {name!r}; known roles and names: {known}.")
@@ -225,7 +228,7 @@ def language_model(name: str = "decoder") -> LanguageModel:
 
 
 class Classifier(NamedTuple):
-    """A pretrained encoder with a new classification head, its tokenizer, and what is new."""
+    """A pretrained encoder with a new head (a classifier's or a masked-LM's), its tokenizer, and what is new."""
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
@@ -233,9 +236,15 @@ class Classifier(NamedTuple):
     resolved: Resolved
 
 
+# transformers' messages about weights a checkpoint does not hold: its load report, resized embeddings, and
+# a new masked-LM head whose tied output bias the checkpoint lacks ("This checkpoint seem corrupted": a
+# sentence-embedding checkpoint ships no head at all, which is what the companion then says).
+NEW_WEIGHT_MESSAGES = ("The new embeddings will be initialized", "This checkpoint seem corrupted. The tied weights")
+
+
 def _not_about_new_weights(record: logging.LogRecord) -> bool:
     text = record.getMessage()
-    return "LOAD REPORT" not in text and not text.startswith("The new embeddings will be initialized")
+    return "LOAD REPORT" not in text and not text.startswith(NEW_WEIGHT_MESSAGES)
 
 
 @contextmanager
@@ -280,6 +289,13 @@ def token_classifier(name: str, labels: list[str]) -> Classifier:
 def question_answerer(name: str) -> Classifier:
     """Load encoder ``name`` with a new linear layer giving each token a start and an end logit."""
     return _with_head(AutoModelForQuestionAnswering, name)
+
+
+def new_masked_lm_head(name: str) -> Classifier:
+    """Load the encoder ``name`` with a masked-LM head for training: freshly initialised (transform,
+    LayerNorm and output bias) where the checkpoint has none, as all-MiniLM-L6-v2; its decoder is the
+    encoder's own word-embedding matrix (tied). ``new_weights`` lists what was initialised."""
+    return _with_head(AutoModelForMaskedLM, name)
 
 
 def masked_lm(name: str) -> LanguageModel:

@@ -38,9 +38,6 @@ class Profile:
     max_length: int
     evals_per_epoch: int
     large_lr_epochs: float
-    hub_encoder: str
-    hub_decoder: str
-    hub_base_decoder: str  # a base (not chat-tuned) decoder for in-context learning
     decoder_train_rows: int | None  # GPT-style fine-tuning: a pretrained decoder is ~10x slower per row
     lm_layers: int  # the small GPT-2 pretrained from scratch: layers, width, context,
     lm_width: int
@@ -59,6 +56,8 @@ class Profile:
     chat_rows: int  # test sentences sent through the chat endpoint
     mlm_length: int  # the small BERT: longest sentence pair in tokens, and optimizer steps
     mlm_steps: int
+    mlm_head_sentences: int | None  # masked Brown sentences that train a masked-LM head on the frozen encoder,
+    mlm_head_epochs: float  # and its epochs over their vectors
     task_train_rows: int | None  # fine-tuning rows per BERT task (pairs, tags, questions)
     task_eval_rows: int | None  # and validation / test rows
     task_epochs: float  # epochs per BERT task
@@ -76,35 +75,35 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", train_rows=192, eval_rows=96, epochs=1, batch_size=16, max_length=64,
-                     evals_per_epoch=2, large_lr_epochs=0.5, hub_encoder="distilbert-base-uncased",
-                     hub_decoder="gpt2", hub_base_decoder="gemma-3-270m", decoder_train_rows=48,
+                     evals_per_epoch=2, large_lr_epochs=0.5, decoder_train_rows=48,
                      lm_layers=2, lm_width=64, lm_context=64,
                      lm_steps=6, lm_eval_blocks=16, lm_eval_texts=2, lm_eval_chars=400,
                      decode_samples=2, decode_tokens=16, icl_test_rows=8, icl_shots=(0, 1, 4), icl_draws=2,
-                     icl_orders=3, chat_rows=4, mlm_length=64, mlm_steps=6, task_train_rows=64,
-                     task_eval_rows=32, task_epochs=1, qa_train_rows=32, qa_max_length=128, qa_stride=32,
+                     icl_orders=3, chat_rows=4, mlm_length=64, mlm_steps=6, mlm_head_sentences=64,
+                     mlm_head_epochs=1, task_train_rows=64, task_eval_rows=32, task_epochs=1, qa_train_rows=32,
+                     qa_max_length=128, qa_stride=32,
                      t5_task_rows=32, t5_epochs=1, t5_max_source=128,
                      t5_single_epochs=1, t5_steps=6, strategy_train_rows=64, strategy_epochs=1),
     "cpu": Profile("cpu", train_rows=10_000, eval_rows=None, epochs=2, batch_size=32, max_length=64,
-                   evals_per_epoch=2, large_lr_epochs=0.5, hub_encoder="distilbert-base-uncased",
-                   hub_decoder="gpt2", hub_base_decoder="gemma-3-270m", decoder_train_rows=400,
+                   evals_per_epoch=2, large_lr_epochs=0.5, decoder_train_rows=400,
                    lm_layers=4, lm_width=128, lm_context=128,
                    lm_steps=160, lm_eval_blocks=128, lm_eval_texts=12, lm_eval_chars=1_500,
                    decode_samples=5, decode_tokens=40, icl_test_rows=100, icl_shots=(0, 1, 2, 4, 8, 16),
                    icl_draws=3, icl_orders=8, chat_rows=40, mlm_length=64, mlm_steps=200,
+                   mlm_head_sentences=4_000, mlm_head_epochs=3,
                    task_train_rows=1_500, task_eval_rows=500, task_epochs=1,
                    qa_train_rows=320, qa_max_length=192, qa_stride=64,
                    t5_task_rows=1_000, t5_epochs=3, t5_max_source=256,
                    t5_single_epochs=10, t5_steps=160, strategy_train_rows=1_500,
                    strategy_epochs=2),
     "gpu": Profile("gpu", train_rows=None, eval_rows=None, epochs=3, batch_size=32, max_length=128,
-                   evals_per_epoch=4, large_lr_epochs=1, hub_encoder="bert-base-uncased",
-                   hub_decoder="gpt2", hub_base_decoder="gemma-3-270m", decoder_train_rows=None,
+                   evals_per_epoch=4, large_lr_epochs=1, decoder_train_rows=None,
                    lm_layers=6, lm_width=384, lm_context=256,
                    lm_steps=1_200, lm_eval_blocks=None, lm_eval_texts=52, lm_eval_chars=5_000,
                    decode_samples=10, decode_tokens=100, icl_test_rows=872,
                    icl_shots=(0, 1, 2, 4, 8, 16, 32), icl_draws=10, icl_orders=24, chat_rows=200,
-                   mlm_length=128, mlm_steps=5_000, task_train_rows=None, task_eval_rows=None, task_epochs=2,
+                   mlm_length=128, mlm_steps=5_000, mlm_head_sentences=None, mlm_head_epochs=3,
+                   task_train_rows=None, task_eval_rows=None, task_epochs=2,
                    qa_train_rows=None, qa_max_length=384, qa_stride=128,
                    t5_task_rows=None, t5_epochs=3, t5_max_source=512,
                    t5_single_epochs=10, t5_steps=3_000, strategy_train_rows=None,

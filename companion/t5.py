@@ -17,7 +17,7 @@ from transformers import (DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTok
                           PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration, set_seed)
 
 from . import data, metrics, qa, resources, settings
-from .training import T5_PRETRAINING, TEXT_TO_TEXT, Training, cadence, train
+from .training import GROUP_BY_LENGTH, T5_PRETRAINING, TEXT_TO_TEXT, Training, cadence, train
 
 SENTINELS = [f"<extra_id_{i}>" for i in range(100)]
 NOISE_DENSITY = 0.15  # the T5 paper's defaults
@@ -327,7 +327,7 @@ def finetune(model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs: Datase
     return train(model, seq2seq_features(pairs, tok, max_source, max_target), name=name, lr=lr,
                  schedule=TEXT_TO_TEXT, batch_size=profile.batch_size, epochs=epochs, tokenizer=tok,
                  collator=DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100),
-                 train_sampling_strategy="group_by_length", **FP32)
+                 **GROUP_BY_LENGTH, **FP32)
 
 
 def matching_label(answer: str, labels: list[str]) -> str | None:

@@ -12,13 +12,13 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict
 from transformers import (DataCollatorWithPadding, EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase,
-                          Trainer, TrainingArguments, set_seed)
+                          Trainer, TrainerCallback, TrainingArguments, set_seed)
 
 from . import data, heads, metrics, settings
 
@@ -54,6 +54,9 @@ GPT_PRETRAINING = Schedule(warmup=0.05, decay="cosine")
 BERT_PRETRAINING = Schedule(warmup=0.06)
 T5_PRETRAINING = Schedule(warmup=0.05, decay="cosine")
 WEIGHT_DECAY = 0.01  # AdamW's decoupled weight decay, every run
+# Trainer's sampler that draws each batch from rows of similar length (batches in random order): rows
+# padded to the longest of their batch then carry little padding.
+GROUP_BY_LENGTH = {"train_sampling_strategy": "group_by_length"}
 LOGS_PER_RUN = 10  # training-loss log lines of a run that is not evaluated along the way
 
 
@@ -114,7 +117,8 @@ def train(model: PreTrainedModel, train_data: Dataset, *, name: str, lr: float, 
           batch_size: int, collator: Callable, epochs: float | None = None, steps: int | None = None,
           eval_data: Dataset | None = None, every: int | None = None, eval_batch_size: int | None = None,
           tokenizer: PreTrainedTokenizerBase | None = None, compute_metrics: Callable | None = None,
-          trainer_class: type[Trainer] = Trainer, **options: object) -> Training:
+          trainer_class: type[Trainer] = Trainer, optimizer: torch.optim.Optimizer | None = None,
+          callbacks: Sequence[TrainerCallback] = (), **options: object) -> Training:
     """THE training spine: every objective of the book (classification, tagging, QA, causal LM,
     MLM + NSP, span corruption, text-to-text) runs through here.
 
@@ -123,6 +127,8 @@ def train(model: PreTrainedModel, train_data: Dataset, *, name: str, lr: float, 
     first step and every ``every`` steps (``compute_metrics`` adds scores to the loss); without it the
     training loss is logged every ``every`` steps (default :data:`LOGS_PER_RUN` times a run).
     ``trainer_class`` is a Trainer subclass for objectives that compute their loss themselves;
+    ``optimizer`` replaces Trainer's AdamW (e.g. with a learning rate per parameter group; the schedule
+    still scales every group), ``callbacks`` act during training (e.g. unfreeze weights);
     ``options`` go to ``TrainingArguments`` as they are. Seeded with the book's seed."""
     if len(train_data) == 0:
         raise ValueError(f"{name}: the training data set is empty")
@@ -140,7 +146,8 @@ def train(model: PreTrainedModel, train_data: Dataset, *, name: str, lr: float, 
                      eval_strategy="steps" if evaluated else "no", eval_steps=every if evaluated else None,
                      eval_on_start=evaluated, logging_steps=every, **options)
     trainer = trainer_class(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
-                            processing_class=tokenizer, data_collator=collator, compute_metrics=compute_metrics)
+                            processing_class=tokenizer, data_collator=collator, compute_metrics=compute_metrics,
+                            optimizers=(optimizer, None), callbacks=list(callbacks))
     start = time.perf_counter()
     output = trainer.train()
     evaluating = sum(entry.get("eval_runtime", 0.0) for entry in trainer.state.log_history)
@@ -228,13 +235,15 @@ class Run(Training):
 def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: DatasetDict, *,
              lr: float, name: str, epochs: float | None = None, profile: settings.Profile | None = None,
              schedule: Schedule = FINETUNING, pad_to: int | None = None, max_steps: int = -1,
-             evaluate_during: bool = True, encode: Encode | None = None) -> Run:
+             evaluate_during: bool = True, encode: Encode | None = None,
+             optimizer: torch.optim.Optimizer | None = None, callbacks: Sequence[TrainerCallback] = ()) -> Run:
     """Fine-tune ``model`` on ``ds`` (text + label splits) with AdamW, linear warmup then decay.
 
     Sizes come from ``profile`` (default: the active one). Rows are padded to the longest of their batch,
     and batches are drawn from rows of similar length (``group_by_length``: little padding left);
     ``pad_to`` pads every row to that length instead; ``max_steps`` caps the number of updates;
-    ``encode`` replaces the plain tokenizer call (e.g. to add a decoder's start and extract tokens).
+    ``encode`` replaces the plain tokenizer call (e.g. to add a decoder's start and extract tokens);
+    ``optimizer`` and ``callbacks`` go to :func:`train`.
     The validation split is scored before the first step and ``profile.evals_per_epoch`` times per epoch.
     """
     profile = profile or settings.profile()
@@ -258,10 +267,10 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: Dat
                  collator=DataCollatorWithPadding(tokenizer),
                  eval_data=encoded["validation"] if evaluate_during else None,
                  every=cadence(steps_per_epoch, profile.evals_per_epoch), eval_batch_size=4 * profile.batch_size,
-                 tokenizer=tokenizer, compute_metrics=score, **length,
+                 tokenizer=tokenizer, compute_metrics=score, optimizer=optimizer, callbacks=callbacks, **length,
                  # padded per batch: batches of rows of similar length (in random order) carry little padding;
                  # Trainer's validation passes group rows by length too (their scores do not depend on order)
-                 **({} if pad_to else {"train_sampling_strategy": "group_by_length"}))
+                 **({} if pad_to else GROUP_BY_LENGTH))
     return Run(done.trainer, done.history, done.train_seconds, done.train_examples, name, tokenizer, encoded,
                encode, lr)
 

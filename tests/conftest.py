@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from companion import resources
+
+# The book's tools (loaded by file path in their tests) import their sibling tools/toc.py, as they do
+# when run as scripts from that folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 
 
 @pytest.fixture(autouse=True)

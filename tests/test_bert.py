@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
-from transformers import (BertConfig, BertForQuestionAnswering, BertForTokenClassification,
+from transformers import (BertConfig, BertForMaskedLM, BertForQuestionAnswering, BertForTokenClassification,
                           DataCollatorForLanguageModeling)
 
 from companion import bert, brown, settings
@@ -152,3 +152,48 @@ def test_brown_tokenizer_keeps_the_encoders_wordpiece_with_a_smaller_vocabulary_
     assert pair["token_type_ids"][-1] == 1 and pair["token_type_ids"][0] == 0  # segments, as BERT's template
     path = settings.cache_dir() / "tokenizers" / f"bert-brown-wordpiece-{bert.BROWN_VOCAB}-{settings.source()}.json"
     assert path.is_file() and bert.brown_tokenizer().get_vocab() == small.get_vocab()
+
+
+def test_the_mlm_head_on_a_frozen_encoder_trains_only_its_transform_and_bias_and_shares_the_embeddings(tok):
+    torch.manual_seed(0)
+    model = BertForMaskedLM(tiny_config(tok))
+    trained = bert.train_only_mlm_head(model)
+    assert sorted(trained) == ["cls.predictions.bias", "cls.predictions.transform.LayerNorm.bias",
+                               "cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.dense.bias",
+                               "cls.predictions.transform.dense.weight"]
+    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight  # tied, frozen
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 32 * 32 + 32 + 2 * 32 + len(tok)
+    untied = BertForMaskedLM(tiny_config(tok, tie_word_embeddings=False))
+    with pytest.raises(ValueError, match="not tied"):
+        bert.train_only_mlm_head(untied)
+
+
+def test_the_head_trained_on_precomputed_vectors_fills_blanks_as_the_whole_model_does(tok):
+    torch.manual_seed(0)
+    model = BertForMaskedLM(tiny_config(tok))
+    bert.train_only_mlm_head(model)
+    encoder_before = {n: p.detach().clone() for n, p in model.bert.named_parameters()}
+    texts = SENTENCES * 20
+    vectors = bert.masked_vectors(model, tok, texts, max_length=32)
+    assert vectors.column_names == ["hidden", "labels"] and len(vectors["hidden"][0]) == 32
+    assert 0.08 < len(vectors) / sum(len(tok(t)["input_ids"]) - 2 for t in texts) < 0.22  # ~15 % of the tokens
+    run = bert.train_mlm_head(model, vectors, epochs=8, lr=2e-2, batch_size=32)
+    losses = [entry["loss"] for entry in run.trainer.state.log_history if "loss" in entry]
+    assert losses[-1] < losses[0]
+    assert all(torch.equal(p, encoder_before[n]) for n, p in model.bert.named_parameters())  # frozen
+    items = bert.blanks(SENTENCES * 4, [tok], max_length=32)
+    short = bert.blanks(SENTENCES, [tok], max_length=12)  # the first sentence has 16 tokens
+    assert len(short) == 2 and short == bert.blanks(SENTENCES[1:], [tok], max_length=12)
+    assert all(text.count("[MASK]") == 1 and word.isalpha() for text, word in items)
+    # the whole model (encoder + trained head) scores the blanks; it has seen these sentences
+    scores = bert.fill_accuracy(model, tok, items, k=5)
+    assert scores["blanks"] == len(items) and 0 <= scores["top1"] <= scores["top5"] <= 1
+    train_items = [("x [MASK]", "the")] * 3 + [("x [MASK]", "of")] * 2 + [("x [MASK]", "dog")]
+    baseline = bert.frequent_word_accuracy(train_items, [("x [MASK]", "the"), ("x [MASK]", "of"), ("x [MASK]", "cat")], k=2)
+    assert baseline == {"top1": 1 / 3, "top2": 2 / 3, "blanks": 3, "guesses": ["the", "of"]}
+    with pytest.raises(ValueError, match="no blanks"):
+        bert.fill_accuracy(model, tok, [])
+    with pytest.raises(ValueError, match="exactly one"):
+        bert.fill_accuracy(model, tok, [("the [MASK] and the [MASK]", "cat")])
+    with pytest.raises(ValueError, match="needs training blanks"):
+        bert.frequent_word_accuracy([], items)

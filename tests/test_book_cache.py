@@ -57,3 +57,9 @@ def test_times_tell_executed_from_cached_chapters(tmp_path, capsys):
     assert "03_bert" in out and "no cached run" in out
     book_cache.times(str(tmp_path), since=time.time() + 60)
     assert "600  from the cache" in capsys.readouterr().out
+
+
+def test_the_chapters_are_the_notebooks_of_the_table_of_contents_in_book_order():
+    names = [path.stem for path in book_cache.chapters()]
+    assert names == sorted(path.stem for path in (ROOT / "book").glob("*.ipynb"))  # numbered in book order
+    assert names[0] == "01_finetuning_workflow" and names[-1] == "07_results"

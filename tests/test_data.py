@@ -126,3 +126,14 @@ def test_hub_conll_reads_the_parquet_conversion_and_names_the_tags(monkeypatch):
     names = ds["train"].features["tags"].feature.names
     assert names == data.CONLL_TAGS and names[:3] == ["O", "B-PER", "I-PER"]
     assert [[names[t] for t in tags] for tags in ds["test"]["tags"]] == [["B-ORG", "O"], ["B-PER", "I-PER"]]
+
+
+def test_limit_caps_each_split_with_a_seeded_subset_and_none_keeps_it_whole():
+    rows = {"text": [f"s{i}" for i in range(50)], "label": [i % 2 for i in range(50)]}
+    ds = DatasetDict({split: Dataset.from_dict(rows) for split in ("train", "validation", "test")})
+    capped = data.limit(ds, data.Caps(train_rows=10, eval_rows=None))
+    assert [len(capped[s]) for s in ("train", "validation", "test")] == [10, 50, 50]
+    assert capped["train"]["text"] == data.limit(ds, data.Caps(10, 5))["train"]["text"]  # seeded
+    assert capped["train"]["text"] != rows["text"][:10]  # a random subset, not the first rows
+    assert [len(p) for p in data.limit(ds, data.Caps(None, 5)).values()] == [50, 5, 5]
+    assert data.profile_caps(settings.PROFILES["cpu"]) == (10_000, None)

@@ -1,9 +1,11 @@
 import pytest
 import torch
 from peft import PeftModel
-from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2ForSequenceClassification
+from datasets import Dataset
+from transformers import (BertConfig, BertForSequenceClassification, GPT2Config, GPT2ForSequenceClassification,
+                          TrainerCallback, default_data_collator)
 
-from companion import data, peft_tuning, resources
+from companion import data, peft_tuning, resources, training
 from companion.peft_tuning import Strategy
 
 
@@ -37,6 +39,10 @@ def test_trainable_parameters_per_strategy():
         assert sorted({n.rsplit(".", 1)[-1] for n in peft_tuning.lora_layers(lora)}) == ["query", "value"]
     with pytest.raises(ValueError, match="no LoRA targets named for model type 'gpt2'"):
         peft_tuning.lora_config(GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=8, n_head=2)), 4)
+    everything = peft_tuning.prepare(tiny_bert(), Strategy("d", "llrd", 1e-4, decay=0.5))
+    assert peft_tuning.trainable(everything) == (total, total)
+    gradual = peft_tuning.prepare(tiny_bert(), Strategy("g", "gradual", 1e-4))  # starts as the probe
+    assert peft_tuning.trainable(gradual)[0] == head
     with pytest.raises(ValueError, match="unknown strategy kind 'prefix'"):
         peft_tuning.prepare(tiny_bert(), Strategy("p", "prefix", 1e-3))
 
@@ -85,3 +91,63 @@ def test_compare_trains_a_strategy_and_scores_it(provisioned):
 def test_block_count_refuses_a_model_without_blocks():
     with pytest.raises(ValueError, match="not an encoder"):
         peft_tuning.block_count(torch.nn.Linear(2, 2))
+
+
+def test_depth_counts_from_the_output():
+    blocks = 3
+    assert peft_tuning.depth("classifier.weight", blocks) == 0
+    assert peft_tuning.depth("bert.pooler.dense.bias", blocks) == 1
+    assert peft_tuning.depth("bert.encoder.layer.2.output.dense.weight", blocks) == 1
+    assert peft_tuning.depth("bert.encoder.layer.0.attention.self.query.weight", blocks) == 3
+    assert peft_tuning.depth("bert.embeddings.word_embeddings.weight", blocks) == 4
+    assert peft_tuning.depth("distilbert.transformer.layer.5.ffn.lin1.weight", 6) == 1
+    assert peft_tuning.depth("pre_classifier.bias", 6) == 0
+
+
+def test_layerwise_groups_decay_the_rate_with_depth_and_skip_weight_decay_for_biases_and_norms():
+    model = tiny_bert()
+    groups = peft_tuning.layerwise_groups(model, 1e-3, 0.5)
+    names = {id(p): n for n, p in model.named_parameters()}
+    grouped = [id(p) for g in groups for p in g["params"]]
+    assert sorted(grouped) == sorted(names)  # every parameter once, frozen or not
+    for group in groups:
+        for p in group["params"]:
+            name = names[id(p)]
+            assert group["lr"] == pytest.approx(1e-3 * 0.5 ** peft_tuning.depth(name, 3)), name
+            plain = name.endswith("bias") or "LayerNorm" in name
+            assert group["weight_decay"] == (0.0 if plain else training.WEIGHT_DECAY), name
+    assert sorted({g["lr"] for g in groups}, reverse=True) == pytest.approx([1e-3, 5e-4, 2.5e-4, 1.25e-4, 6.25e-5])
+    assert peft_tuning.optimizer(model, Strategy("f", "full", 1e-4)) is None
+    same_rate = peft_tuning.optimizer(model, Strategy("g", "gradual", 1e-4))
+    assert {g["lr"] for g in same_rate.param_groups} == {1e-4}
+
+
+class TrainedCount(TrainerCallback):
+    """Records how many parameters are trainable at each step (after the unfreezing callback ran)."""
+
+    def __init__(self):
+        self.counts: list[int] = []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.counts.append(peft_tuning.trainable(model)[0])
+
+
+def test_gradual_unfreezing_reaches_one_block_deeper_per_stage_and_trains_everything_by_the_end():
+    unfreezing = peft_tuning.GradualUnfreezing(blocks=3)
+    assert [unfreezing.stage(step, 10) for step in range(10)] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    model = tiny_bert()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    strategy = Strategy("g", "gradual", 1e-2)
+    peft_tuning.prepare(model, strategy)
+    torch.manual_seed(0)
+    rows = Dataset.from_dict({"input_ids": torch.randint(0, 50, (40, 6)).tolist(), "attention_mask": [[1] * 6] * 40,
+                              "labels": [i % 2 for i in range(40)]})
+    counts = TrainedCount()
+    training.train(model, rows, name="gradual-test", lr=strategy.lr, schedule=training.FINETUNING, batch_size=4,
+                   collator=default_data_collator, epochs=1, optimizer=peft_tuning.optimizer(model, strategy),
+                   callbacks=[unfreezing, counts])
+    assert counts.counts == sorted(counts.counts) and len(set(counts.counts)) == 5  # five stages, growing
+    assert counts.counts[0] == 16 * 2 + 2  # the head alone
+    assert counts.counts[-1] == peft_tuning.trainable(tiny_bert())[1]  # everything
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert "bert.embeddings.word_embeddings.weight" in changed  # the last stage trains the embeddings

@@ -175,3 +175,11 @@ def test_a_new_head_is_listed_by_the_companion_not_by_transformers_load_report(p
     assert clf.new_weights == ["classifier.bias", "classifier.weight"]
     assert "LOAD REPORT" not in capfd.readouterr().err
     assert logging.getLogger("transformers.modeling_utils").filters == []  # other warnings still show
+
+
+def test_a_new_masked_lm_head_is_listed_by_the_companion_without_transformers_warnings(provisioned, capfd):
+    mlm = resources.new_masked_lm_head("all-MiniLM-L6-v2")  # a sentence-embedding checkpoint: no MLM head
+    assert "cls.predictions.transform.dense.weight" in mlm.new_weights and "cls.predictions.bias" in mlm.new_weights
+    assert mlm.model.cls.predictions.decoder.weight is mlm.model.bert.embeddings.word_embeddings.weight
+    err = capfd.readouterr().err
+    assert "LOAD REPORT" not in err and "seem corrupted" not in err

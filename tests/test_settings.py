@@ -7,7 +7,7 @@ def test_profile_defaults_to_cpu_and_reads_the_environment(monkeypatch):
     monkeypatch.delenv("COMPANION_PROFILE")
     assert settings.profile().name == "cpu"
     monkeypatch.setenv("COMPANION_PROFILE", "GPU")
-    assert settings.profile().hub_encoder == "bert-base-uncased"
+    assert settings.profile().name == "gpu"
 
 
 def test_unknown_profile_is_named_in_the_error(monkeypatch):

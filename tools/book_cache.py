@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
-import yaml
+import toc  # tools/toc.py: this script's folder is on sys.path
 from jupyter_cache import get_cache
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,8 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def chapters() -> list[Path]:
     """The notebooks of ``_toc.yml``, in book order."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [path for entry in toc["chapters"] if (path := ROOT / f"{entry['file']}.ipynb").is_file()]
+    return [path for name in toc.read(ROOT)[1] if (path := ROOT / f"{name}.ipynb").is_file()]
 
 
 def cached(cache_folder: str) -> dict[Path, object | None]:

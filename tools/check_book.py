@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import unquote, urlparse
 
 import nbformat
+import toc  # tools/toc.py: this script's folder is on sys.path
 import yaml
 
 if TYPE_CHECKING:
@@ -120,11 +121,11 @@ def pages(html: Path, root: Path) -> list[Page]:
     """The root page and the chapters of ``_toc.yml``, in book order, with their Colab URLs; then the
     same pages of each edition in ``EDITIONS`` that was built, each page with its twin in the other
     language (English pages: the first edition's)."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    root_page, chapter_pages = toc.read(root)
     repository = yaml.safe_load((root / "_config.yml").read_text())["repository"]
     owner_repo = urlparse(repository["url"]).path.strip("/").removesuffix(".git")
     colab = f"https://colab.research.google.com/github/{owner_repo}/blob/{repository.get('branch', 'main')}"
-    entries = [(toc["root"], False)] + [(entry["file"], True) for entry in toc["chapters"]]
+    entries = [(root_page, False)] + [(name, True) for name in chapter_pages]
     editions = [edition for edition in EDITIONS if (html / edition).is_dir()]
     found = []
     for prefix, folder, twin, language in [("", html, html / editions[0] if editions else None, None)] + [
