@@ -244,6 +244,17 @@ def pretrain(model: BertForPreTraining, tokenizer: PreTrainedTokenizerBase, feat
                            before, after)
 
 
+def mlm_logits(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The masked-LM head's logits (batch x positions x vocabulary) for a tokenized batch, from a
+    ``BertForPreTraining`` (``prediction_logits``) or an ``AutoModelForMaskedLM`` (``logits``); evaluation
+    mode, no gradients."""
+    model.eval()
+    with torch.inference_mode():
+        out = model(**batch)
+    logits = getattr(out, "prediction_logits", None)
+    return out.logits if logits is None else logits
+
+
 def fill_mask(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str, k: int = 5
               ) -> list[list[tuple[str, float]]]:
     """For each ``[MASK]`` in ``text``, the ``k`` most probable tokens and their probabilities, from
@@ -252,12 +263,7 @@ def fill_mask(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: 
     where = (batch["input_ids"][0] == tokenizer.mask_token_id).nonzero().flatten()
     if len(where) == 0:
         raise ValueError(f"the text has no {tokenizer.mask_token} token: {text!r}")
-    model.eval()
-    with torch.no_grad():
-        out = model(**batch)
-    logits = getattr(out, "prediction_logits", None)
-    logits = out.logits if logits is None else logits
-    probs = torch.softmax(logits[0, where].float(), dim=-1)
+    probs = torch.softmax(mlm_logits(model, batch)[0, where].float(), dim=-1)
     top = probs.topk(k)
     return [[(tokenizer.convert_ids_to_tokens(int(i)), float(p)) for p, i in zip(ps, ids)]
             for ps, ids in zip(top.values, top.indices)]
@@ -359,14 +365,10 @@ def fill_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, it
     if not items:
         raise ValueError("no blanks to fill")
     hits1 = hitsk = 0
-    model.eval()
     for start in range(0, len(items), batch_size):
         texts, words = zip(*items[start:start + batch_size])
         batch = tokenizer(list(texts), padding=True, return_tensors="pt").to(model.device)
-        with torch.inference_mode():
-            out = model(**batch)
-        logits = getattr(out, "prediction_logits", None)
-        logits = out.logits if logits is None else logits
+        logits = mlm_logits(model, batch)
         rows, cols = (batch["input_ids"] == tokenizer.mask_token_id).nonzero(as_tuple=True)
         if rows.tolist() != list(range(len(words))):
             raise ValueError("each blank must hold exactly one [MASK] token (see blanks)")
