@@ -287,8 +287,8 @@ def train_only_mlm_head(model: BertForMaskedLM) -> list[str]:
 
 def masked_vectors(model: BertForMaskedLM, tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int,
                    batch_size: int = 64) -> Dataset:
-    """Mask ``texts`` with BERT's rule (:func:`mask_tokens`, seeded), run ``model``'s frozen encoder over
-    them once, and keep one row per selected position: the encoder's last hidden state there
+    """Mask ``texts`` with BERT's rule (:class:`PretrainingCollator`, seeded), run ``model``'s frozen
+    encoder over them once, and keep one row per selected position: the encoder's last hidden state there
     (``hidden``) and the original token (``labels``). A frozen encoder gives the same vectors at every
     epoch, so the head can train on these rows alone. The model is moved to the GPU when there is one,
     where Trainer will put the head (whose decoder is the encoder's embedding matrix)."""
@@ -297,14 +297,14 @@ def masked_vectors(model: BertForMaskedLM, tokenizer: PreTrainedTokenizerBase, t
     generator = torch.Generator().manual_seed(settings.SEED)
     model.to("cuda" if torch.cuda.is_available() else "cpu").eval()  # where Trainer will put the head
     hidden, labels = [], []
+    collate = PretrainingCollator(tokenizer, generator=generator)
     for start in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[start:start + batch_size], truncation=True, max_length=max_length, padding=True,
-                          return_special_tokens_mask=True, return_tensors="pt")
-        special = batch.pop("special_tokens_mask").bool() | (batch["attention_mask"] == 0)
-        batch["input_ids"], chosen = mask_tokens(batch["input_ids"], special, tokenizer.mask_token_id,
-                                                 len(tokenizer), generator=generator)
+        encoded = tokenizer(texts[start:start + batch_size], truncation=True, max_length=max_length,
+                            return_special_tokens_mask=True)
+        batch = collate([{k: encoded[k][i] for k in encoded} for i in range(len(encoded["input_ids"]))])
+        chosen = batch.pop("labels")
         with torch.inference_mode():
-            states = model.bert(**batch.to(model.device)).last_hidden_state.float().cpu()
+            states = model.bert(**{k: v.to(model.device) for k, v in batch.items()}).last_hidden_state.float().cpu()
         picked = chosen != -100
         hidden.append(states[picked])
         labels.append(chosen[picked])
