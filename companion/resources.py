@@ -21,7 +21,7 @@ import torch
 from huggingface_hub.errors import GatedRepoError
 from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
                           AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoModelForTokenClassification,
-                          AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, set_seed)
+                          AutoTokenizer, BitsAndBytesConfig, PreTrainedModel, PreTrainedTokenizerBase, set_seed)
 
 from . import hub, settings
 from .provision import GgufModel, Need, PackagedModel, Provider, ResourceError, WheelFiles, provision_all, say
@@ -276,9 +276,11 @@ def _labelled(labels: list[str]) -> dict[str, object]:
             "label2id": {label: i for i, label in enumerate(labels)}}
 
 
-def classifier(name: str, labels: list[str]) -> Classifier:
-    """Load ``name`` with a freshly initialised classification head over ``labels``."""
-    return _with_head(AutoModelForSequenceClassification, name, **_labelled(labels))
+def classifier(name: str, labels: list[str], quantization_config: BitsAndBytesConfig | None = None) -> Classifier:
+    """Load ``name`` with a freshly initialised classification head over ``labels``; quantized as
+    ``quantization_config`` says, if given (QLoRA: :func:`companion.peft_tuning.four_bit`)."""
+    quantized = {"quantization_config": quantization_config} if quantization_config else {}
+    return _with_head(AutoModelForSequenceClassification, name, **_labelled(labels), **quantized)
 
 
 def token_classifier(name: str, labels: list[str]) -> Classifier:

