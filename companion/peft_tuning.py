@@ -86,7 +86,8 @@ STRATEGIES = (
 
 
 # The attention's query and value projections (the LoRA paper's choice), by architecture.
-LORA_TARGETS = {"bert": ["query", "value"], "distilbert": ["q_lin", "v_lin"]}
+LORA_TARGETS = {"bert": ["query", "value"], "distilbert": ["q_lin", "v_lin"], "gemma3_text": ["q_proj", "v_proj"],
+                "llama": ["q_proj", "v_proj"]}
 
 
 def lora_config(model: PreTrainedModel, rank: int) -> LoraConfig:
@@ -99,6 +100,22 @@ def lora_config(model: PreTrainedModel, rank: int) -> LoraConfig:
                          f" to peft_tuning.LORA_TARGETS (known: {', '.join(LORA_TARGETS)})")
     return LoraConfig(task_type=TaskType.SEQ_CLS, r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
                       target_modules=LORA_TARGETS[kind])
+
+
+def zero_head(model: PreTrainedModel) -> torch.nn.Module:
+    """Set the new classification head of ``model`` (its ``score`` layer, a decoder's, or ``classifier``) to
+    zero and return it: the classifier then starts at even odds (a loss of ln 2 for two labels) whatever the
+    scale of the hidden state it reads. A decoder's last hidden state can be large (Gemma 3's is about 200
+    long), and a head drawn at random with the usual std 0.02 would start with confident logits, large
+    gradients, and updates that gradient clipping shrinks."""
+    head = getattr(model, "score", None) or getattr(model, "classifier", None)
+    if not isinstance(head, torch.nn.Linear):
+        raise ValueError(f"{type(model).__name__} has no linear head named score or classifier to set to zero")
+    with torch.no_grad():
+        head.weight.zero_()
+        if head.bias is not None:
+            head.bias.zero_()
+    return head
 
 
 def four_bit() -> BitsAndBytesConfig:

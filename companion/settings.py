@@ -71,6 +71,12 @@ class Profile:
     t5_steps: int  # span-corruption pretraining steps of the small T5 (batch_size blocks of lm_context tokens)
     strategy_train_rows: int | None  # fine-tuning strategies compared (full, head, top blocks, LoRA): training
     strategy_epochs: float  # sentences and epochs of each
+    chinese_train_rows: int | None  # Chinese reviews: training rows for the decoder with LoRA and the encoder,
+    chinese_test_rows: int | None  # test (and validation) rows every model is scored on,
+    chinese_shots: int  # and worked examples in the base decoder's few-shot prompt
+    sft_rows_per_task: int | None  # instruction tuning: training records per task, epochs over them,
+    sft_epochs: float
+    sft_heldout_per_task: int  # and held-out prompts per task answered before and after
 
 
 PROFILES: dict[str, Profile] = {
@@ -83,7 +89,9 @@ PROFILES: dict[str, Profile] = {
                      mlm_head_epochs=1, task_train_rows=64, task_eval_rows=32, task_epochs=1, qa_train_rows=32,
                      qa_max_length=128, qa_stride=32,
                      t5_task_rows=32, t5_epochs=1, t5_max_source=128,
-                     t5_single_epochs=1, t5_steps=6, strategy_train_rows=64, strategy_epochs=1),
+                     t5_single_epochs=1, t5_steps=6, strategy_train_rows=64, strategy_epochs=1,
+                     chinese_train_rows=32, chinese_test_rows=16, chinese_shots=2, sft_rows_per_task=8,
+                     sft_epochs=1, sft_heldout_per_task=4),
     "cpu": Profile("cpu", train_rows=10_000, eval_rows=None, epochs=2, batch_size=32, max_length=64,
                    evals_per_epoch=2, large_lr_epochs=0.5, decoder_train_rows=400,
                    lm_layers=4, lm_width=128, lm_context=128,
@@ -95,7 +103,8 @@ PROFILES: dict[str, Profile] = {
                    qa_train_rows=320, qa_max_length=192, qa_stride=64,
                    t5_task_rows=1_000, t5_epochs=3, t5_max_source=256,
                    t5_single_epochs=10, t5_steps=160, strategy_train_rows=1_500,
-                   strategy_epochs=2),
+                   strategy_epochs=2, chinese_train_rows=960, chinese_test_rows=300, chinese_shots=8,
+                   sft_rows_per_task=60, sft_epochs=1, sft_heldout_per_task=24),
     "gpu": Profile("gpu", train_rows=None, eval_rows=None, epochs=3, batch_size=32, max_length=128,
                    evals_per_epoch=4, large_lr_epochs=1, decoder_train_rows=None,
                    lm_layers=6, lm_width=384, lm_context=256,
@@ -107,7 +116,8 @@ PROFILES: dict[str, Profile] = {
                    qa_train_rows=None, qa_max_length=384, qa_stride=128,
                    t5_task_rows=None, t5_epochs=3, t5_max_source=512,
                    t5_single_epochs=10, t5_steps=3_000, strategy_train_rows=None,
-                   strategy_epochs=3),
+                   strategy_epochs=3, chinese_train_rows=None, chinese_test_rows=None, chinese_shots=8,
+                   sft_rows_per_task=1_000, sft_epochs=2, sft_heldout_per_task=100),
 }
 
 SOURCES = ("hub", "offline")

@@ -65,16 +65,18 @@ def cadence(steps: int, times: int) -> int:
     return max(1, steps // times)
 
 
-def arguments(name: str, **options: object) -> TrainingArguments:
-    """``TrainingArguments`` with the book's fixed choices (output under the cache's ``runs/<name>``,
-    no checkpoints, no reporting, the book's seed, the GPU when there is one, in bf16 mixed precision
-    where it supports bf16: fp32 weights and optimizer, bf16 matmuls) plus ``options``, which may
-    override any of them (``bf16=False`` keeps a run in fp32)."""
+def arguments(name: str, arguments_class: type[TrainingArguments] = TrainingArguments,
+              **options: object) -> TrainingArguments:
+    """``TrainingArguments`` (or the subclass ``arguments_class``, e.g. TRL's ``SFTConfig``) with the
+    book's fixed choices (output under the cache's ``runs/<name>``, no checkpoints, no reporting, the
+    book's seed, the GPU when there is one, in bf16 mixed precision where it supports bf16: fp32 weights
+    and optimizer, bf16 matmuls) plus ``options``, which may override any of them (``bf16=False`` keeps a
+    run in fp32)."""
     gpu = torch.cuda.is_available()
     fixed = dict(output_dir=str(settings.cache_dir() / "runs" / name), save_strategy="no", report_to="none",
                  seed=settings.SEED, dataloader_pin_memory=gpu, use_cpu=not gpu,
                  bf16=gpu and torch.cuda.is_bf16_supported())
-    return TrainingArguments(**(fixed | options))
+    return arguments_class(**(fixed | options))
 
 
 def history(log: list[dict[str, float]], steps_per_epoch: int) -> list[dict[str, float | None]]:
@@ -117,8 +119,9 @@ def train(model: PreTrainedModel, train_data: Dataset, *, name: str, lr: float, 
           batch_size: int, collator: Callable, epochs: float | None = None, steps: int | None = None,
           eval_data: Dataset | None = None, every: int | None = None, eval_batch_size: int | None = None,
           tokenizer: PreTrainedTokenizerBase | None = None, compute_metrics: Callable | None = None,
-          trainer_class: type[Trainer] = Trainer, optimizer: torch.optim.Optimizer | None = None,
-          callbacks: Sequence[TrainerCallback] = (), **options: object) -> Training:
+          trainer_class: type[Trainer] = Trainer, arguments_class: type[TrainingArguments] = TrainingArguments,
+          optimizer: torch.optim.Optimizer | None = None, callbacks: Sequence[TrainerCallback] = (),
+          build_only: bool = False, **options: object) -> Training:
     """THE training spine: every objective of the book (classification, tagging, QA, causal LM,
     MLM + NSP, span corruption, text-to-text) runs through here.
 
@@ -126,10 +129,12 @@ def train(model: PreTrainedModel, train_data: Dataset, *, name: str, lr: float, 
     or ``steps`` updates, batches made by ``collator``. With ``eval_data`` the run is scored before the
     first step and every ``every`` steps (``compute_metrics`` adds scores to the loss); without it the
     training loss is logged every ``every`` steps (default :data:`LOGS_PER_RUN` times a run).
-    ``trainer_class`` is a Trainer subclass for objectives that compute their loss themselves;
+    ``trainer_class`` is a Trainer subclass for objectives that compute their loss themselves (or TRL's
+    ``SFTTrainer``, with ``arguments_class`` its ``SFTConfig``; ``collator`` None lets it make its own);
     ``optimizer`` replaces Trainer's AdamW (e.g. with a learning rate per parameter group; the schedule
     still scales every group), ``callbacks`` act during training (e.g. unfreeze weights);
-    ``options`` go to ``TrainingArguments`` as they are. Seeded with the book's seed."""
+    ``options`` go to ``TrainingArguments`` as they are; ``build_only`` returns the trainer set up but
+    not run (no history, zero seconds). Seeded with the book's seed."""
     if len(train_data) == 0:
         raise ValueError(f"{name}: the training data set is empty")
     if (epochs is None) == (steps is None):
@@ -139,7 +144,7 @@ def train(model: PreTrainedModel, train_data: Dataset, *, name: str, lr: float, 
     every = every or cadence(total, LOGS_PER_RUN)
     evaluated = eval_data is not None
     set_seed(settings.SEED)
-    args = arguments(name, learning_rate=lr, lr_scheduler_type=schedule.decay, warmup_steps=schedule.warmup,
+    args = arguments(name, arguments_class, learning_rate=lr, lr_scheduler_type=schedule.decay, warmup_steps=schedule.warmup,
                      weight_decay=WEIGHT_DECAY, per_device_train_batch_size=batch_size,
                      per_device_eval_batch_size=eval_batch_size or batch_size,
                      **({"max_steps": steps} if steps is not None else {"num_train_epochs": epochs}),
@@ -148,6 +153,8 @@ def train(model: PreTrainedModel, train_data: Dataset, *, name: str, lr: float, 
     trainer = trainer_class(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
                             processing_class=tokenizer, data_collator=collator, compute_metrics=compute_metrics,
                             optimizers=(optimizer, None), callbacks=list(callbacks))
+    if build_only:
+        return Training(trainer, [], 0.0, 0)
     start = time.perf_counter()
     output = trainer.train()
     evaluating = sum(entry.get("eval_runtime", 0.0) for entry in trainer.state.log_history)

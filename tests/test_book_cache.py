@@ -27,7 +27,7 @@ def cache_chapter(folder: Path, stem: str, seconds: float) -> None:
 
 def test_chapters_follow_the_table_of_contents():
     stems = [path.stem for path in book_cache.chapters()]
-    assert stems[0] == "01_finetuning_workflow" and stems[-1] == "07_results" and stems == sorted(stems)
+    assert stems[0] == "01_finetuning_workflow" and stems[-1] == "08_results" and stems == sorted(stems)
 
 
 def test_prepare_forgets_a_cached_chapter_whose_results_file_is_missing(tmp_path, capsys):
@@ -53,7 +53,7 @@ def test_times_tell_executed_from_cached_chapters(tmp_path, capsys):
     book_cache.times(str(tmp_path), since=time.time() - 60)
     out = capsys.readouterr().out
     assert "02_gpt" in out and "600  executed in this build" in out
-    assert "07_results" in out and "executed on every build, not cached" in out
+    assert "08_results" in out and "executed on every build, not cached" in out
     assert "03_bert" in out and "no cached run" in out
     book_cache.times(str(tmp_path), since=time.time() + 60)
     assert "600  from the cache" in capsys.readouterr().out
@@ -62,4 +62,4 @@ def test_times_tell_executed_from_cached_chapters(tmp_path, capsys):
 def test_the_chapters_are_the_notebooks_of_the_table_of_contents_in_book_order():
     names = [path.stem for path in book_cache.chapters()]
     assert names == sorted(path.stem for path in (ROOT / "book").glob("*.ipynb"))  # numbered in book order
-    assert names[0] == "01_finetuning_workflow" and names[-1] == "07_results"
+    assert names[0] == "01_finetuning_workflow" and names[-1] == "08_results"

@@ -4,6 +4,7 @@ catalogues, and the pieces a translation must keep."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -102,4 +103,5 @@ def test_an_english_paragraph_edited_without_its_translation_fails_the_check(tmp
     nbformat.write(notebook, chapter)
     assert extract() == 1
     out = capsys.readouterr().out
-    assert "04_t5.po: " in out and "'No T5 weights at all exist" in out and "intro.po: 70 translated, 0 fuzzy" in out
+    assert "04_t5.po: " in out and "'No T5 weights at all exist" in out
+    assert re.search(r"intro\.po: \d+ translated, 0 fuzzy, 0 untranslated", out)  # the unchanged pages still pass

@@ -43,7 +43,7 @@ def test_companion_has_no_import_circle():
 def test_data_modules_sit_below_the_chapter_modules():
     graph = _imports()
     for low in ("brown", "data", "provision", "settings", "training"):
-        assert not graph[low] & {"gpt", "bert", "t5", "qa", "peft_tuning", "prompting", "serving"}, low
+        assert not graph[low] & {"gpt", "bert", "t5", "qa", "peft_tuning", "prompting", "serving", "instructions"}, low
 
 
 def test_a_chapter_shows_the_tested_source_itself():

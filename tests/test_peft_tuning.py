@@ -189,3 +189,46 @@ def test_qlora_trains_adapters_on_a_4_bit_base(tmp_path):
     assert trained and all("lora_" in n or "classifier" in n for n in trained)
     # the adapter alone either way: the same tensors, the config a few hundred bytes longer
     assert abs(peft_tuning.saved_bytes(qlora) - peft_tuning.saved_bytes(lora)) < 1_000
+
+
+def tiny_gemma_classifier() -> "Gemma3TextForSequenceClassification":
+    """A 2-layer Gemma 3 text classifier (random weights) whose pad token is id 0, as Gemma's."""
+    from transformers import Gemma3TextConfig, Gemma3TextForSequenceClassification
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=60, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=8, num_labels=2,
+                              pad_token_id=0, layer_types=["full_attention", "full_attention"])
+    return Gemma3TextForSequenceClassification(config).eval()
+
+
+def test_a_decoder_head_reads_the_last_real_token_whatever_the_padding():
+    model = tiny_gemma_classifier()
+    ids = torch.tensor([[5, 6, 7, 8]])
+    alone = model(input_ids=ids).logits
+    padded = model(input_ids=torch.tensor([[5, 6, 7, 8, 0, 0]]), attention_mask=torch.tensor([[1, 1, 1, 1, 0, 0]])).logits
+    torch.testing.assert_close(alone, padded)
+    changed_first = model(input_ids=torch.tensor([[9, 6, 7, 8]])).logits  # the last token has seen the first
+    assert not torch.allclose(alone, changed_first)
+
+
+def test_lora_on_a_decoder_classifier_adapts_query_and_value_and_trains_the_head():
+    model = tiny_gemma_classifier()
+    config = model.config
+    lora = peft_tuning.prepare(model, Strategy("l", "lora", 1e-3, rank=4))
+    adapted = sorted({name.split(".")[-1] for name in peft_tuning.lora_layers(lora)})
+    assert adapted == ["q_proj", "v_proj"]
+    q_out, v_out = config.num_attention_heads * config.head_dim, config.num_key_value_heads * config.head_dim
+    per_layer = 4 * (config.hidden_size + q_out) + 4 * (config.hidden_size + v_out)
+    assert peft_tuning.trainable(lora)[0] == config.num_hidden_layers * per_layer + config.hidden_size * 2
+
+
+def test_a_zero_head_starts_at_even_odds():
+    model = tiny_gemma_classifier()
+    head = peft_tuning.zero_head(model)
+    assert head is model.score and not head.weight.any()
+    out = model(input_ids=torch.tensor([[5, 6, 7]]), labels=torch.tensor([1]))
+    assert torch.equal(out.logits, torch.zeros(1, 2)) and abs(out.loss.item() - 0.6931) < 1e-3
+    assert not tiny_bert().classifier.weight.eq(0).all() and not peft_tuning.zero_head(tiny_bert()).weight.any()
+    with pytest.raises(ValueError, match="no linear head"):
+        peft_tuning.zero_head(torch.nn.Sequential())
