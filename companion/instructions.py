@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset, concatenate_datasets
-from peft import LoraConfig, get_peft_model
+from peft import TaskType, get_peft_model
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
 
-from . import settings, training
+from . import peft_tuning, settings, training
 
 TASK_COLUMNS = ("task", "instruction", "input", "output")
 
@@ -180,13 +180,6 @@ def prompt_completion(examples: Dataset) -> Dataset:
         "completion": [[{"role": "assistant", "content": row["output"]}] for row in examples]})
 
 
-def lora_config(rank: int = 8) -> LoraConfig:
-    """A LoRA adapter for a causal LM: rank ``rank``, alpha 2 x rank, on the attention's query and value
-    projections (``q_proj``, ``v_proj`` in Llama-style decoders)."""
-    return LoraConfig(task_type="CAUSAL_LM", r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
-                      target_modules=["q_proj", "v_proj"])
-
-
 def trainer_features(trainer: SFTTrainer, rows: int = 1) -> dict[str, torch.Tensor]:
     """The first ``rows`` training rows as ``trainer`` batches them: ``input_ids`` and ``labels`` (-100
     where the loss ignores a token)."""
@@ -198,12 +191,14 @@ def sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: Da
         name: str = "sft-lora", build_only: bool = False) -> training.Training:
     """Supervised fine-tuning of a chat model on instruction records through the book's training spine,
     with TRL's ``SFTTrainer`` (chat template applied, prompt tokens masked out of the loss) and a rank-
-    ``rank`` LoRA adapter. ``build_only`` sets the trainer up without training (to inspect its batches)."""
+    ``rank`` LoRA adapter on the attention's query and value projections
+    (:func:`companion.peft_tuning.lora_config`). ``build_only`` sets the trainer up without training (to
+    inspect its batches). Records whose answer would not fit in ``max_length`` tokens are dropped."""
     if len(examples) == 0:
         raise ValueError("no instruction records to train on")
     if tokenizer.chat_template is None:
         raise ValueError("the tokenizer has no chat template: instruction tuning here needs a chat model's")
-    adapted = get_peft_model(model, lora_config(rank))
+    adapted = get_peft_model(model, peft_tuning.lora_config(model, rank, TaskType.CAUSAL_LM))
     return training.train(adapted, prompt_completion(examples), name=name, lr=lr, schedule=training.FINETUNING,
                           batch_size=batch_size, collator=None, epochs=epochs, tokenizer=tokenizer,
                           trainer_class=SFTTrainer, arguments_class=SFTConfig, build_only=build_only,

@@ -90,15 +90,15 @@ LORA_TARGETS = {"bert": ["query", "value"], "distilbert": ["q_lin", "v_lin"], "g
                 "llama": ["q_proj", "v_proj"]}
 
 
-def lora_config(model: PreTrainedModel, rank: int) -> LoraConfig:
-    """LoRA for sequence classification of ``model``: rank ``rank``, alpha = 2 x rank (so alpha / r = 2
-    at every rank), no dropout, on :data:`LORA_TARGETS` of its architecture. ``TaskType.SEQ_CLS`` also
-    trains and saves the new head."""
+def lora_config(model: PreTrainedModel, rank: int, task: TaskType = TaskType.SEQ_CLS) -> LoraConfig:
+    """LoRA for ``task`` with ``model``: rank ``rank``, alpha = 2 x rank (so alpha / r = 2 at every rank),
+    no dropout, on :data:`LORA_TARGETS` of its architecture. For sequence classification (the default)
+    ``TaskType.SEQ_CLS`` also trains and saves the new head; ``TaskType.CAUSAL_LM`` adapts a language model."""
     kind = model.config.model_type
     if kind not in LORA_TARGETS:
         raise ValueError(f"no LoRA targets named for model type {kind!r}: add its query and value projections"
                          f" to peft_tuning.LORA_TARGETS (known: {', '.join(LORA_TARGETS)})")
-    return LoraConfig(task_type=TaskType.SEQ_CLS, r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
+    return LoraConfig(task_type=task, r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
                       target_modules=LORA_TARGETS[kind])
 
 

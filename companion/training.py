@@ -144,7 +144,8 @@ def train(model: PreTrainedModel, train_data: Dataset, *, name: str, lr: float, 
     every = every or cadence(total, LOGS_PER_RUN)
     evaluated = eval_data is not None
     set_seed(settings.SEED)
-    args = arguments(name, arguments_class, learning_rate=lr, lr_scheduler_type=schedule.decay, warmup_steps=schedule.warmup,
+    args = arguments(name, arguments_class, learning_rate=lr, lr_scheduler_type=schedule.decay,
+                     warmup_steps=schedule.warmup,
                      weight_decay=WEIGHT_DECAY, per_device_train_batch_size=batch_size,
                      per_device_eval_batch_size=eval_batch_size or batch_size,
                      **({"max_steps": steps} if steps is not None else {"num_train_epochs": epochs}),

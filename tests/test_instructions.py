@@ -11,7 +11,7 @@ import yaml
 from datasets import ClassLabel, Dataset, Features, Sequence, Value
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from companion import instructions, resources
+from companion import instructions, peft_tuning, resources
 
 GENRES = ["news", "science_fiction", "romance"]
 
@@ -90,7 +90,7 @@ def test_llama_factory_entry_and_config_agree_with_the_records(tmp_path):
     assert set(info["book"]["columns"].values()) == {"instruction", "input", "output"}
     config = yaml.safe_load(instructions.llama_factory_config("book", "org/model", "out"))
     assert config["dataset"] == "book" and config["stage"] == "sft" and config["finetuning_type"] == "lora"
-    assert set(config["lora_target"].split(",")) == set(instructions.lora_config().target_modules)
+    assert config["lora_target"].split(",") == peft_tuning.LORA_TARGETS["llama"]  # what sft adapts in SmolLM2
 
 
 def test_answers_are_scored_for_content_and_form():
