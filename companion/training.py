@@ -116,7 +116,7 @@ class Training:
 
 
 def train(model: PreTrainedModel, train_data: Dataset, *, name: str, lr: float, schedule: Schedule,
-          batch_size: int, collator: Callable, epochs: float | None = None, steps: int | None = None,
+          batch_size: int, collator: Callable | None, epochs: float | None = None, steps: int | None = None,
           eval_data: Dataset | None = None, every: int | None = None, eval_batch_size: int | None = None,
           tokenizer: PreTrainedTokenizerBase | None = None, compute_metrics: Callable | None = None,
           trainer_class: type[Trainer] = Trainer, arguments_class: type[TrainingArguments] = TrainingArguments,
