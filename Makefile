@@ -96,8 +96,8 @@ test: setup i18n-check
 
 test-hub: setup
 	$(BIN)/python tests/hub_fixture.py $(HUB_FIXTURE)
-	$(HUB_ENV) COMPANION_PROFILE=smoke $(BIN)/python -m pytest tests/test_hub_fixture.py tests/test_hub_manifest.py \
-		book --nbmake --nbmake-timeout=1800 -p no:cacheprovider
+	$(HUB_ENV) COMPANION_PROFILE=smoke $(BIN)/python -m pytest tests book --nbmake --nbmake-timeout=1800 \
+		-p no:cacheprovider
 
 benchmark: setup
 	$(BIN)/python benchmarks/padding.py

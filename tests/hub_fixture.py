@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 from contextlib import contextmanager
@@ -91,7 +92,10 @@ def offline_tokenizer(kind: str) -> PreTrainedTokenizerBase:
 
 
 def commit_sha(repo_id: str, revision: str) -> str:
-    """A stable stand-in for the commit sha that ``revision`` of ``repo_id`` points at."""
+    """The commit sha that ``revision`` of ``repo_id`` points at: the revision itself when it is one (the
+    manifest pins shas), else a stable stand-in."""
+    if re.fullmatch(r"[0-9a-f]{40}", revision):
+        return revision
     return hashlib.sha1(f"{repo_id}@{revision}".encode()).hexdigest()
 
 
@@ -110,7 +114,8 @@ def tiny_model(repo_id: str, spec: dict[str, Any], tok: PreTrainedTokenizerBase)
 
 
 def write_model(hub: Path, repo_id: str, spec: dict[str, Any]) -> Path:
-    """``hub/models--org--name/{refs/<revision>, snapshots/<sha>/}`` with a tiny model and its tokenizer."""
+    """``hub/models--org--name/{refs/main, snapshots/<sha>/}`` with a tiny model and its tokenizer (a pinned
+    sha is read from its snapshot folder; ``refs/main`` points at it, as after a download of main)."""
     repo = hub / f"models--{repo_id.replace('/', '--')}"
     sha = commit_sha(repo_id, spec["revision"])
     snapshot = repo / "snapshots" / sha
@@ -118,7 +123,7 @@ def write_model(hub: Path, repo_id: str, spec: dict[str, Any]) -> Path:
     tiny_model(repo_id, spec, tok).save_pretrained(snapshot)
     tok.save_pretrained(snapshot)
     (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / spec["revision"]).write_text(sha)
+    (repo / "refs" / "main").write_text(sha)
     return snapshot
 
 

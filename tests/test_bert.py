@@ -80,6 +80,7 @@ def test_embedding_parts_names_a_model_without_segment_embeddings(tok):
 def test_bert_encoder_role_has_segment_embeddings_from_both_sources(monkeypatch):
     from companion import resources
 
+    monkeypatch.setenv("COMPANION_SOURCE", "offline")
     offline = resources.classifier("bert-encoder", ["a", "b"])
     assert offline.resolved.name == resources.resolve("encoder").name == "all-MiniLM-L6-v2"  # same figures offline
     assert bert.embedding_parts(offline.model, offline.tokenizer, "The jury met.", "It praised it.")["gap"] < 1e-5

@@ -2,7 +2,7 @@ import datasets
 import pytest
 from datasets import Dataset, DatasetDict
 
-from companion import data, settings
+from companion import data, hub, settings
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,7 @@ def test_offline_split_is_deterministic(full):
     assert again["test"]["text"] == full["test"]["text"]
 
 
+@pytest.mark.source("offline")  # the hub fixture's SST-2 is smaller than the smoke caps
 def test_load_caps_to_the_profile_and_says_where_from(provisioned, capsys):
     ds = data.load("movie-sentiment")
     smoke = settings.PROFILES["smoke"]
@@ -109,10 +110,11 @@ def test_hub_conll_reads_the_parquet_conversion_and_names_the_tags(monkeypatch):
     """eriktks/conll2003 is a loading-script repository, which datasets >= 4 refuses: the companion
     reads the hub's parquet conversion, whose tags may come as plain integers."""
     asked = []
+    parquet = hub.manifest()["datasets"]["eriktks/conll2003"]["parquet_revision"]  # a commit of refs/convert/parquet
 
     def load_dataset(name, **options):
         asked.append((name, options))
-        if options.get("revision") != "refs/convert/parquet":
+        if options.get("revision") != parquet:
             raise RuntimeError("Dataset scripts are no longer supported, but found conll2003.py")
         rows = {"id": ["0", "1"], "tokens": [["EU", "rejects"], ["Peter", "Blackburn"]],
                 "pos_tags": [[22, 42], [22, 22]], "chunk_tags": [[11, 21], [11, 12]], "ner_tags": [[3, 0], [1, 2]]}
@@ -121,7 +123,7 @@ def test_hub_conll_reads_the_parquet_conversion_and_names_the_tags(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     monkeypatch.setenv("COMPANION_SOURCE", "hub")
     ds = data.load("token-tags")
-    assert asked == [("eriktks/conll2003", {"revision": "refs/convert/parquet", "data_dir": "conll2003"})]
+    assert asked == [("eriktks/conll2003", {"revision": parquet, "data_dir": "conll2003"})]
     assert ds["train"].column_names == ["tokens", "tags"]
     names = ds["train"].features["tags"].feature.names
     assert names == data.CONLL_TAGS and names[:3] == ["O", "B-PER", "I-PER"]

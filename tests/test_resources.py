@@ -9,7 +9,8 @@ from companion import data, resources
 from companion.provision import PackagedModel, ResourceError
 
 
-def test_encoder_role_resolves_offline_to_the_packaged_minilm(capsys):
+def test_encoder_role_resolves_offline_to_the_packaged_minilm(monkeypatch, capsys):
+    monkeypatch.setenv("COMPANION_SOURCE", "offline")
     where = resources.resolve("encoder")
     assert where.name == "all-MiniLM-L6-v2" and where.source == "offline"
     assert (Path(where.location) / "model.safetensors").is_file()
@@ -35,7 +36,8 @@ def test_unknown_model_lists_the_known_names():
         resources.resolve("gpt-7")
 
 
-def test_hub_only_model_offline_says_what_to_set():
+def test_hub_only_model_offline_says_what_to_set(monkeypatch):
+    monkeypatch.setenv("COMPANION_SOURCE", "offline")
     with pytest.raises(ResourceError, match="bert-base-uncased exists only on the hub.*COMPANION_SOURCE=hub"):
         resources.resolve("bert-base-uncased")
 
@@ -45,6 +47,7 @@ def test_missing_package_says_what_to_install():
         PackagedModel("no-such-model-package", "1.0", "x").path()
 
 
+@pytest.mark.source("offline")  # the head's names are those of MiniLM's BertForSequenceClassification
 def test_classifier_adds_a_new_seeded_head():
     first = resources.classifier("encoder", ["negative", "positive"])
     second = resources.classifier("encoder", ["negative", "positive"])
@@ -59,7 +62,8 @@ def test_fetch_provisions_every_offline_resource(provisioned):
     assert all(Path(p).exists() for p in provisioned.values())
 
 
-def test_decoder_role_resolves_offline_to_the_converted_smollm2(provisioned):
+def test_decoder_role_resolves_offline_to_the_converted_smollm2(monkeypatch, provisioned):
+    monkeypatch.setenv("COMPANION_SOURCE", "offline")
     where = resources.resolve("decoder")
     assert where.name == "SmolLM2-135M-Instruct"
     assert {"model.safetensors", "config.json", "tokenizer.json", "provenance.json"} <= {
@@ -78,6 +82,7 @@ def test_decoder_role_resolves_online_to_gpt2(monkeypatch):
 
 
 def test_base_decoder_role_is_gemma_from_both_sources(monkeypatch, provisioned):
+    monkeypatch.setenv("COMPANION_SOURCE", "offline")
     offline = resources.resolve("base-decoder")
     assert offline.name == "gemma-3-270m" and (Path(offline.location) / "model.safetensors").is_file()
     monkeypatch.setenv("COMPANION_SOURCE", "hub")
@@ -170,6 +175,7 @@ def test_other_load_errors_are_not_taken_for_a_gated_refusal(fake_hub):
         resources.language_model("base-decoder")
 
 
+@pytest.mark.source("offline")  # the head's names are those of MiniLM's BertForSequenceClassification
 def test_a_new_head_is_listed_by_the_companion_not_by_transformers_load_report(provisioned, capfd):
     clf = resources.classifier("encoder", data.SENTIMENT_LABELS)
     assert clf.new_weights == ["classifier.bias", "classifier.weight"]

@@ -2,14 +2,14 @@ import math
 
 import pytest
 
-from companion import results
+from companion import results, settings
 
 
 def test_results_round_trip():
     path = results.write("demo", {"accuracy": 0.9})
     assert path.name == "demo.smoke.json"
     record = results.read("demo")
-    assert record["accuracy"] == 0.9 and record["source"] == "offline" and record["profile"] == "smoke"
+    assert record["accuracy"] == 0.9 and record["source"] == settings.source() and record["profile"] == "smoke"
     with pytest.raises(FileNotFoundError, match="run the chapter"):
         results.read("missing")
 
@@ -42,7 +42,7 @@ def test_entry_reads_a_named_row_and_says_which_is_missing(capsys):
     assert "'demo_chapter' has not been run in the 'smoke' profile" in capsys.readouterr().out
     results.write("demo_chapter", {results.SCORES: {"the row": results.score("t", "m", "x", 0.5, 10)}})
     row = results.entry(key)
-    assert row["score"] == 0.5 and row["source"] == "offline" and row["profile"] == "smoke"
+    assert row["score"] == 0.5 and row["source"] == settings.source() and row["profile"] == "smoke"
     assert results.entry(results.Key("demo_chapter", "another row")) is None
     assert "wrote none" in capsys.readouterr().out
     table = results.table()

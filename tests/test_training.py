@@ -8,15 +8,11 @@ from companion import data, resources, training
 
 @pytest.fixture(scope="module")
 def tiny_run(provisioned):
-    """Two real optimisation steps of the offline encoder on 32 movie sentences (offline, smoke; the
-    environment is restored afterwards, so later modules see theirs)."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("COMPANION_SOURCE", "offline")
-        env.setenv("COMPANION_PROFILE", "smoke")
-        ds = data.load("movie-sentiment")
-        ds = type(ds)({k: v.select(range(32)) for k, v in ds.items()})
-        enc = resources.classifier("encoder", data.SENTIMENT_LABELS)
-        return training.finetune(enc.model, enc.tokenizer, ds, lr=5e-5, name="test-tiny", max_steps=2)
+    """Two real optimisation steps of the encoder on 32 movie sentences (the session's source, smoke)."""
+    ds = data.load("movie-sentiment")
+    ds = type(ds)({k: v.select(range(32)) for k, v in ds.items()})
+    enc = resources.classifier("encoder", data.SENTIMENT_LABELS)
+    return training.finetune(enc.model, enc.tokenizer, ds, lr=5e-5, name="test-tiny", max_steps=2)
 
 
 def test_finetune_records_history_and_throughput(tiny_run):
