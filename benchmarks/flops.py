@@ -16,7 +16,7 @@ with every token: the transformer blocks and, for the GPT, the output projection
 embedding (vocabulary x width per token); embedding lookups are not matmuls and are left out. N_row
 counts those applied once per row (the encoder's pooler and classifier). The last term is attention's
 scores and weighted values, 12 x n_layer x len x d_model per token (the GPT's rows are full blocks of
-``lm_context`` tokens; causal masking is not discounted).
+``small.context`` tokens; causal masking is not discounted).
 
 A timed step is forward, loss, backward, optimizer step (``torch.optim.AdamW``), zero_grad, after 2
 warm-up steps; its forward+backward and its optimizer step are timed apart. One more forward+backward
@@ -158,7 +158,7 @@ def encoder_workload(count: int, profile: settings.Profile) -> Workload:
     """The encoder classifier and ``count`` training batches of movie-sentiment sentences, tokenized and
     truncated at ``max_length``, each padded to its longest row by DataCollatorWithPadding, as the book does."""
     clf = resources.classifier("encoder", data.SENTIMENT_LABELS)
-    train = data.load("movie-sentiment", data.profile_caps(profile))["train"].shuffle(seed=settings.SEED)
+    train = data.load("movie-sentiment", data.profile_caps(profile.finetune))["train"].shuffle(seed=settings.SEED)
     train = train.select(range(count * profile.batch_size))
     encoded = clf.tokenizer(list(train["text"]), truncation=True, max_length=profile.max_length)
     rows = [{**{key: values[i] for key, values in encoded.items()}, "labels": label}
@@ -174,10 +174,10 @@ def encoder_workload(count: int, profile: settings.Profile) -> Workload:
 
 
 def gpt_workload(count: int, profile: settings.Profile) -> Workload:
-    """The GPT chapter's small GPT-2 and ``count`` batches of Brown corpus blocks of ``lm_context`` tokens."""
+    """The GPT chapter's small GPT-2 and ``count`` batches of Brown corpus blocks of ``small.context`` tokens."""
     tok = gpt.brown_tokenizer()
-    brown = data.load("brown", data.profile_caps(profile))
-    blocks = gpt.lm_blocks(datasets.DatasetDict(train=brown["train"]), tok, profile.lm_context)["train"]
+    brown = data.load("brown", data.profile_caps(profile.finetune))
+    blocks = gpt.lm_blocks(datasets.DatasetDict(train=brown["train"]), tok, profile.small.context)["train"]
     blocks = blocks.select(range(count * profile.batch_size))
     batches = [default_data_collator([blocks[j] for j in range(i, i + profile.batch_size)])
                for i in range(0, len(blocks), profile.batch_size)]

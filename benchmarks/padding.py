@@ -33,9 +33,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--test-rows", type=int, default=200)
     args = parser.parse_args()
-    profile = dataclasses.replace(settings.profile(), batch_size=args.batch_size, max_length=512,
-                                  train_rows=args.steps * args.batch_size, eval_rows=args.test_rows)
-    ds = data.load("movie-sentiment", data.profile_caps(profile))
+    profile = dataclasses.replace(settings.profile(), batch_size=args.batch_size, max_length=512)
+    ds = data.load("movie-sentiment", data.Caps(args.steps * args.batch_size, args.test_rows))
     dynamic = run(ds, args.steps, profile, pad_to=None)
     padded = run(ds, args.steps, profile, pad_to=512)
     ratio = dynamic["examples_per_second"] / padded["examples_per_second"]

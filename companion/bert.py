@@ -126,11 +126,11 @@ def brown_tokenizer() -> PreTrainedTokenizerBase:
 
 def small_bert(tokenizer: PreTrainedTokenizerBase, profile: settings.Profile | None = None) -> BertForPreTraining:
     """A BERT with both pretraining heads and random (seeded) weights, sized by the profile:
-    ``lm_layers`` layers of width ``lm_width`` (64 per head), ``mlm_length`` positions."""
+    ``small.layers`` layers of width ``small.width`` (64 per head), ``bert.length`` positions."""
     profile = profile or settings.profile()
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=profile.lm_width,
-                        num_hidden_layers=profile.lm_layers, num_attention_heads=max(1, profile.lm_width // 64),
-                        intermediate_size=4 * profile.lm_width, max_position_embeddings=profile.mlm_length,
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=profile.small.width,
+                        num_hidden_layers=profile.small.layers, num_attention_heads=max(1, profile.small.width // 64),
+                        intermediate_size=4 * profile.small.width, max_position_embeddings=profile.bert.length,
                         pad_token_id=tokenizer.pad_token_id)
     set_seed(settings.SEED)
     return BertForPreTraining(config)
@@ -449,7 +449,7 @@ def finetune_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     data.check(ds, ("tokens", "tags"))
     features = token_features(ds, tokenizer, profile.max_length)
     return finetune_features(model, tokenizer, features, DataCollatorForTokenClassification(tokenizer), lr=lr,
-                             name=name, epochs=epochs or profile.epochs, profile=profile)
+                             name=name, epochs=epochs or profile.finetune.epochs, profile=profile)
 
 
 def evaluate_tokens(run: TaskRun, split: str = "test") -> dict[str, object]:

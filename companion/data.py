@@ -169,10 +169,11 @@ class Caps(NamedTuple):
     eval_rows: int | None
 
 
-def profile_caps(profile: settings.Profile | None = None) -> Caps:
-    """The caps of ``profile`` (default: the active one): its ``train_rows`` and ``eval_rows``."""
-    profile = profile or settings.profile()
-    return Caps(profile.train_rows, profile.eval_rows)
+def profile_caps(section: settings.Finetune | settings.Tasks | None = None) -> Caps:
+    """The caps of a profile section with ``train_rows`` and ``eval_rows`` (default: the active profile's
+    ``finetune`` section; the BERT chapter passes ``profile.tasks``)."""
+    section = section or settings.profile().finetune
+    return Caps(section.train_rows, section.eval_rows)
 
 
 @dataclass(frozen=True)
@@ -235,14 +236,14 @@ def limit(ds: DatasetDict, caps: Caps) -> DatasetDict:
 
 
 def load(name: str, caps: Caps | None = None) -> DatasetDict:
-    """The data set ``name`` from the active source, capped to ``caps`` (default: the profile's
-    ``train_rows`` / ``eval_rows``); prints source and sizes."""
+    """The data set ``name`` from the active source, capped to ``caps`` (default: those of the
+    profile's ``finetune`` section); prints source and sizes."""
     if name not in DATASETS:
         raise ResourceError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}.")
     entry, src = DATASETS[name], settings.source()
     profile = settings.profile()
     full = check(entry.hub() if src == "hub" else entry.build_offline(), entry.columns)
-    ds = limit(full, caps or profile_caps(profile))
+    ds = limit(full, caps or profile_caps(profile.finetune))
     sizes = "/".join(f"{len(ds[s]):,}" for s in SPLITS)
     about = entry.hub_about if src == "hub" else entry.offline_about
     say(f"data {name!r}: source={src}, {about}; train/validation/test = {sizes} rows"
@@ -258,7 +259,7 @@ def trained_on_brown(path: Path, what: str, train: Callable[[list[str]], str]) -
         with locked(path):
             if not path.is_file():
                 say(f"training {what} on the Brown training documents")
-                corpus = load("brown", Caps(train_rows=None, eval_rows=settings.profile().eval_rows))
+                corpus = load("brown", Caps(train_rows=None, eval_rows=settings.profile().finetune.eval_rows))
                 write_file(path, train(corpus["train"]["text"]))
     return path
 

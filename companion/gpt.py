@@ -86,11 +86,11 @@ def output_layer_share(vocabulary: int, width: int, layers: int, context: int) -
 
 
 def small_gpt2(tokenizer: PreTrainedTokenizerBase, profile: settings.Profile | None = None) -> GPT2LMHeadModel:
-    """A GPT-2 with random (seeded) weights, sized by the profile: ``lm_layers`` blocks of width
-    ``lm_width`` (64 per head), ``lm_context`` learned positions, the tokenizer's vocabulary."""
+    """A GPT-2 with random (seeded) weights, sized by the profile: ``small.layers`` blocks of
+    width ``small.width`` (64 per head), ``small.context`` learned positions, the tokenizer's vocabulary."""
     profile = profile or settings.profile()
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=profile.lm_context, n_embd=profile.lm_width,
-                        n_layer=profile.lm_layers, n_head=max(1, profile.lm_width // 64),
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=profile.small.context, n_embd=profile.small.width,
+                        n_layer=profile.small.layers, n_head=max(1, profile.small.width // 64),
                         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
     set_seed(settings.SEED)
     model = GPT2LMHeadModel(config)
@@ -134,13 +134,13 @@ def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, blocks:
              lr: float = 2e-3, name: str = "gpt-pretraining", evals: int = 6,
              profile: settings.Profile | None = None) -> Pretraining:
     """Train ``model`` to predict the next token for ``steps`` updates of ``batch_size`` blocks
-    (AdamW, warmup then cosine decay), scoring ``profile.lm_eval_blocks`` validation blocks (a fixed
+    (AdamW, warmup then cosine decay), scoring ``profile.small.eval_blocks`` validation blocks (a fixed
     random subset) before the first step and ``evals`` times along the way.
     Labels are the inputs; the model shifts them by one position itself."""
     profile = profile or settings.profile()
     held_out = blocks["validation"]
-    if profile.lm_eval_blocks is not None and len(held_out) > profile.lm_eval_blocks:
-        held_out = held_out.shuffle(seed=settings.SEED).select(range(profile.lm_eval_blocks))
+    if profile.small.eval_blocks is not None and len(held_out) > profile.small.eval_blocks:
+        held_out = held_out.shuffle(seed=settings.SEED).select(range(profile.small.eval_blocks))
     done = train(model, blocks["train"], name=name, lr=lr, schedule=GPT_PRETRAINING, batch_size=profile.batch_size,
                  collator=default_data_collator, steps=steps, eval_data=held_out, every=cadence(steps, evals))
     for row in done.history:

@@ -133,19 +133,19 @@ def predictions_for_metric(predicted: dict[str, str]) -> list[dict[str, str]]:
 
 def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: DatasetDict, *, lr: float,
              name: str = "qa", epochs: float | None = None, profile: settings.Profile | None = None) -> TaskRun:
-    """Fine-tune start/end logits on SQuAD-format splits, contexts cut into ``qa_max_length`` windows
-    overlapping by ``qa_stride`` tokens (:func:`train_features`)."""
+    """Fine-tune start/end logits on SQuAD-format splits, contexts cut into ``profile.qa.max_length``
+    windows overlapping by ``profile.qa.stride`` tokens (:func:`train_features`)."""
     profile = profile or settings.profile()
     data.check(ds, ("id", "context", "question", "answers"))
     columns = ds["train"].column_names
-    train = ds["train"].map(lambda b: train_features(b, tokenizer, profile.qa_max_length, profile.qa_stride),
+    train = ds["train"].map(lambda b: train_features(b, tokenizer, profile.qa.max_length, profile.qa.stride),
                             batched=True, remove_columns=columns, desc="question windows")
-    held = DatasetDict({s: ds[s].map(lambda b: eval_features(b, tokenizer, profile.qa_max_length,
-                                                             profile.qa_stride),
+    held = DatasetDict({s: ds[s].map(lambda b: eval_features(b, tokenizer, profile.qa.max_length,
+                                                             profile.qa.stride),
                                      batched=True, remove_columns=columns, desc="question windows")
                         for s in ("validation", "test")})
     return finetune_features(model, tokenizer, DatasetDict(train=train, **held), default_data_collator, lr=lr,
-                             name=name, epochs=epochs or profile.epochs, profile=profile)
+                             name=name, epochs=epochs or profile.finetune.epochs, profile=profile)
 
 
 def logits(model: PreTrainedModel, features: Dataset, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:

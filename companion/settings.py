@@ -7,12 +7,12 @@
 - ``COMPANION_CACHE``: where provisioned offline resources and run outputs live
   (default ``$XDG_CACHE_HOME/pretrained-transformers-companion``, ``~/.cache/...`` when unset).
 
-Notebooks never hard-code sizes: they read them from :func:`profile`.
+Notebooks never hard-code sizes: they read them from :func:`profile`, one section per concern
+(``profile.gpt.steps``, ``profile.qa.stride``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import urllib.error
@@ -27,97 +27,177 @@ SEED = 0
 
 
 @dataclass(frozen=True)
-class Profile:
-    """Sizes every chapter asks for. ``None`` row limits mean the whole split."""
+class Finetune:
+    """Classifier fine-tuning (the fine-tuning workflow chapter, and every chapter that fine-tunes like it)."""
 
-    name: str
+    train_rows: int | None
+    eval_rows: int | None  # validation and test rows each
+    epochs: float
+    large_lr_epochs: float  # the run with a too-large learning rate
+    decoder_train_rows: int | None  # GPT-style fine-tuning: a pretrained decoder is ~10x slower per row
+
+
+@dataclass(frozen=True)
+class Small:
+    """The small models pretrained from scratch here (GPT-2, BERT, T5 share the shape)."""
+
+    layers: int
+    width: int
+    context: int  # tokens per block of text (GPT-2's positions; T5's span-corruption blocks)
+    eval_blocks: int | None  # validation blocks scored along the way (None: all)
+
+
+@dataclass(frozen=True)
+class Gpt:
+    """The GPT chapter."""
+
+    steps: int  # optimizer steps of the small GPT-2 (batch_size blocks each). gpu: 1,200, about 8 passes
+    # over Brown's training blocks; on an H100, held-out perplexity was 161.6 after 1,200 steps and rose
+    # again in longer runs
+    eval_texts: int  # held-out documents (first eval_chars characters) for perplexity
+    eval_chars: int
+    decode_samples: int  # continuations per decoding strategy, and their length in tokens
+    decode_tokens: int
+
+
+@dataclass(frozen=True)
+class Bert:
+    """The BERT chapter's small BERT and masked-LM head."""
+
+    length: int  # the small BERT: longest sentence pair in tokens, and optimizer steps
+    steps: int
+    head_sentences: int | None  # masked Brown sentences that train a masked-LM head on the frozen encoder,
+    head_epochs: float  # and its epochs over their vectors
+
+
+@dataclass(frozen=True)
+class Tasks:
+    """The BERT chapter's fine-tuning tasks (sentence pairs, tags, questions, sentiment)."""
+
     train_rows: int | None
     eval_rows: int | None
     epochs: float
-    batch_size: int
-    max_length: int
-    evals_per_epoch: int
-    large_lr_epochs: float
-    decoder_train_rows: int | None  # GPT-style fine-tuning: a pretrained decoder is ~10x slower per row
-    lm_layers: int  # the small GPT-2 pretrained from scratch: layers, width, context,
-    lm_width: int
-    lm_context: int
-    lm_steps: int  # and optimizer steps (batch_size blocks each). gpu: 1,200, about 8 passes over Brown's
-    # training blocks; on an H100, held-out perplexity was 161.6 after 1,200 steps and rose again in longer runs
-    lm_eval_blocks: int | None  # validation blocks scored along the way (None: all)
-    lm_eval_texts: int  # held-out documents (first lm_eval_chars characters) for perplexity
-    lm_eval_chars: int
-    decode_samples: int  # continuations per decoding strategy, and their length in tokens
-    decode_tokens: int
-    icl_test_rows: int  # test sentences scored per in-context-learning setting
-    icl_shots: tuple[int, ...]  # numbers of worked examples in the prompt
-    icl_draws: int  # random draws of the examples per number of shots
-    icl_orders: int  # orderings of the same four examples
+
+
+@dataclass(frozen=True)
+class Qa:
+    """Extractive question answering."""
+
+    train_rows: int | None  # training questions (each is one to a few windows)
+    max_length: int  # question + context window, and the overlap of consecutive windows
+    stride: int
+
+
+@dataclass(frozen=True)
+class T5:
+    """The T5 chapter."""
+
+    task_rows: int | None  # text-to-text fine-tuning: training pairs per task, epochs, longest input
+    epochs: float
+    max_source: int
+    single_epochs: float  # epochs of the one-task (sentiment) text-to-text runs
+    steps: int  # span-corruption pretraining steps of the small T5 (batch_size blocks of small.context tokens)
+
+
+@dataclass(frozen=True)
+class Icl:
+    """The prompting chapter."""
+
+    test_rows: int  # test sentences scored per in-context-learning setting
+    shots: tuple[int, ...]  # numbers of worked examples in the prompt
+    draws: int  # random draws of the examples per number of shots
+    orders: int  # orderings of the same four examples
     chat_rows: int  # test sentences sent through the chat endpoint
-    mlm_length: int  # the small BERT: longest sentence pair in tokens, and optimizer steps
-    mlm_steps: int
-    mlm_head_sentences: int | None  # masked Brown sentences that train a masked-LM head on the frozen encoder,
-    mlm_head_epochs: float  # and its epochs over their vectors
-    task_train_rows: int | None  # fine-tuning rows per BERT task (pairs, tags, questions)
-    task_eval_rows: int | None  # and validation / test rows
-    task_epochs: float  # epochs per BERT task
-    qa_train_rows: int | None  # training questions (each is one to a few windows)
-    qa_max_length: int  # question + context window, and the overlap of consecutive windows
-    qa_stride: int
-    t5_task_rows: int | None  # text-to-text fine-tuning: training pairs per task, epochs, longest input
-    t5_epochs: float
-    t5_max_source: int
-    t5_single_epochs: float  # epochs of the one-task (sentiment) text-to-text runs
-    t5_steps: int  # span-corruption pretraining steps of the small T5 (batch_size blocks of lm_context tokens)
-    strategy_train_rows: int | None  # fine-tuning strategies compared (full, head, top blocks, LoRA): training
-    strategy_epochs: float  # sentences and epochs of each
-    chinese_train_rows: int | None  # Chinese reviews: training rows for the decoder with LoRA and the encoder,
-    chinese_test_rows: int | None  # test (and validation) rows every model is scored on,
-    chinese_shots: int  # and worked examples in the base decoder's few-shot prompt
-    sft_rows_per_task: int | None  # instruction tuning: training records per task, epochs over them,
-    sft_epochs: float
-    sft_heldout_per_task: int  # and held-out prompts per task answered before and after
+
+
+@dataclass(frozen=True)
+class Strategies:
+    """The fine-tuning strategies compared (full, head, top blocks, LoRA, QLoRA)."""
+
+    train_rows: int | None
+    epochs: float
+
+
+@dataclass(frozen=True)
+class Chinese:
+    """Chinese reviews in the decoder fine-tuning chapter."""
+
+    train_rows: int | None  # training rows for the decoder with LoRA and the encoder,
+    test_rows: int | None  # test (and validation) rows every model is scored on,
+    shots: int  # and worked examples in the base decoder's few-shot prompt
+
+
+@dataclass(frozen=True)
+class Sft:
+    """Instruction tuning in the decoder fine-tuning chapter."""
+
+    rows_per_task: int | None  # training records per task, epochs over them,
+    epochs: float
+    heldout_per_task: int  # and held-out prompts per task answered before and after
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes every chapter asks for, one section per concern; the training choices every run shares at
+    the top. ``None`` row limits mean the whole split."""
+
+    name: str
+    batch_size: int
+    max_length: int  # longest tokenized sentence for classifiers
+    evals_per_epoch: int
+    finetune: Finetune
+    small: Small
+    gpt: Gpt
+    bert: Bert
+    tasks: Tasks
+    qa: Qa
+    t5: T5
+    icl: Icl
+    strategies: Strategies
+    chinese: Chinese
+    sft: Sft
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", train_rows=192, eval_rows=96, epochs=1, batch_size=16, max_length=64,
-                     evals_per_epoch=2, large_lr_epochs=0.5, decoder_train_rows=48,
-                     lm_layers=2, lm_width=64, lm_context=64,
-                     lm_steps=6, lm_eval_blocks=16, lm_eval_texts=2, lm_eval_chars=400,
-                     decode_samples=2, decode_tokens=16, icl_test_rows=8, icl_shots=(0, 1, 4), icl_draws=2,
-                     icl_orders=3, chat_rows=4, mlm_length=64, mlm_steps=6, mlm_head_sentences=64,
-                     mlm_head_epochs=1, task_train_rows=64, task_eval_rows=32, task_epochs=1, qa_train_rows=32,
-                     qa_max_length=128, qa_stride=32,
-                     t5_task_rows=32, t5_epochs=1, t5_max_source=128,
-                     t5_single_epochs=1, t5_steps=6, strategy_train_rows=64, strategy_epochs=1,
-                     chinese_train_rows=32, chinese_test_rows=16, chinese_shots=2, sft_rows_per_task=8,
-                     sft_epochs=1, sft_heldout_per_task=4),
-    "cpu": Profile("cpu", train_rows=10_000, eval_rows=None, epochs=2, batch_size=32, max_length=64,
-                   evals_per_epoch=2, large_lr_epochs=0.5, decoder_train_rows=400,
-                   lm_layers=4, lm_width=128, lm_context=128,
-                   lm_steps=160, lm_eval_blocks=128, lm_eval_texts=12, lm_eval_chars=1_500,
-                   decode_samples=5, decode_tokens=40, icl_test_rows=100, icl_shots=(0, 1, 2, 4, 8, 16),
-                   icl_draws=3, icl_orders=8, chat_rows=40, mlm_length=64, mlm_steps=200,
-                   mlm_head_sentences=4_000, mlm_head_epochs=3,
-                   task_train_rows=1_500, task_eval_rows=500, task_epochs=1,
-                   qa_train_rows=320, qa_max_length=192, qa_stride=64,
-                   t5_task_rows=1_000, t5_epochs=3, t5_max_source=256,
-                   t5_single_epochs=10, t5_steps=160, strategy_train_rows=1_500,
-                   strategy_epochs=2, chinese_train_rows=960, chinese_test_rows=300, chinese_shots=8,
-                   sft_rows_per_task=60, sft_epochs=1, sft_heldout_per_task=24),
-    "gpu": Profile("gpu", train_rows=None, eval_rows=None, epochs=3, batch_size=32, max_length=128,
-                   evals_per_epoch=4, large_lr_epochs=1, decoder_train_rows=None,
-                   lm_layers=6, lm_width=384, lm_context=256,
-                   lm_steps=1_200, lm_eval_blocks=None, lm_eval_texts=52, lm_eval_chars=5_000,
-                   decode_samples=10, decode_tokens=100, icl_test_rows=872,
-                   icl_shots=(0, 1, 2, 4, 8, 16, 32), icl_draws=10, icl_orders=24, chat_rows=200,
-                   mlm_length=128, mlm_steps=5_000, mlm_head_sentences=None, mlm_head_epochs=3,
-                   task_train_rows=None, task_eval_rows=None, task_epochs=2,
-                   qa_train_rows=None, qa_max_length=384, qa_stride=128,
-                   t5_task_rows=None, t5_epochs=3, t5_max_source=512,
-                   t5_single_epochs=10, t5_steps=3_000, strategy_train_rows=None,
-                   strategy_epochs=3, chinese_train_rows=None, chinese_test_rows=None, chinese_shots=8,
-                   sft_rows_per_task=1_000, sft_epochs=2, sft_heldout_per_task=100),
+    "smoke": Profile(
+        "smoke", batch_size=16, max_length=64, evals_per_epoch=2,
+        finetune=Finetune(train_rows=192, eval_rows=96, epochs=1, large_lr_epochs=0.5, decoder_train_rows=48),
+        small=Small(layers=2, width=64, context=64, eval_blocks=16),
+        gpt=Gpt(steps=6, eval_texts=2, eval_chars=400, decode_samples=2, decode_tokens=16),
+        bert=Bert(length=64, steps=6, head_sentences=64, head_epochs=1),
+        tasks=Tasks(train_rows=64, eval_rows=32, epochs=1),
+        qa=Qa(train_rows=32, max_length=128, stride=32),
+        t5=T5(task_rows=32, epochs=1, max_source=128, single_epochs=1, steps=6),
+        icl=Icl(test_rows=8, shots=(0, 1, 4), draws=2, orders=3, chat_rows=4),
+        strategies=Strategies(train_rows=64, epochs=1),
+        chinese=Chinese(train_rows=32, test_rows=16, shots=2),
+        sft=Sft(rows_per_task=8, epochs=1, heldout_per_task=4)),
+    "cpu": Profile(
+        "cpu", batch_size=32, max_length=64, evals_per_epoch=2,
+        finetune=Finetune(train_rows=10_000, eval_rows=None, epochs=2, large_lr_epochs=0.5, decoder_train_rows=400),
+        small=Small(layers=4, width=128, context=128, eval_blocks=128),
+        gpt=Gpt(steps=160, eval_texts=12, eval_chars=1_500, decode_samples=5, decode_tokens=40),
+        bert=Bert(length=64, steps=200, head_sentences=4_000, head_epochs=3),
+        tasks=Tasks(train_rows=1_500, eval_rows=500, epochs=1),
+        qa=Qa(train_rows=320, max_length=192, stride=64),
+        t5=T5(task_rows=1_000, epochs=3, max_source=256, single_epochs=10, steps=160),
+        icl=Icl(test_rows=100, shots=(0, 1, 2, 4, 8, 16), draws=3, orders=8, chat_rows=40),
+        strategies=Strategies(train_rows=1_500, epochs=2),
+        chinese=Chinese(train_rows=960, test_rows=300, shots=8),
+        sft=Sft(rows_per_task=60, epochs=1, heldout_per_task=24)),
+    "gpu": Profile(
+        "gpu", batch_size=32, max_length=128, evals_per_epoch=4,
+        finetune=Finetune(train_rows=None, eval_rows=None, epochs=3, large_lr_epochs=1, decoder_train_rows=None),
+        small=Small(layers=6, width=384, context=256, eval_blocks=None),
+        gpt=Gpt(steps=1_200, eval_texts=52, eval_chars=5_000, decode_samples=10, decode_tokens=100),
+        bert=Bert(length=128, steps=5_000, head_sentences=None, head_epochs=3),
+        tasks=Tasks(train_rows=None, eval_rows=None, epochs=2),
+        qa=Qa(train_rows=None, max_length=384, stride=128),
+        t5=T5(task_rows=None, epochs=3, max_source=512, single_epochs=10, steps=3_000),
+        icl=Icl(test_rows=872, shots=(0, 1, 2, 4, 8, 16, 32), draws=10, orders=24, chat_rows=200),
+        strategies=Strategies(train_rows=None, epochs=3),
+        chinese=Chinese(train_rows=None, test_rows=None, shots=8),
+        sft=Sft(rows_per_task=1_000, epochs=2, heldout_per_task=100)),
 }
 
 SOURCES = ("hub", "offline")
@@ -125,14 +205,6 @@ SOURCES = ("hub", "offline")
 
 class ConfigError(ValueError):
     """An environment variable holds a value the companion does not know."""
-
-
-def task_profile(base: Profile | None = None) -> Profile:
-    """The profile with ``train_rows`` / ``eval_rows`` / ``epochs`` set to its ``task_*`` sizes: those
-    of the BERT chapter's fine-tuning tasks."""
-    base = base or profile()
-    return dataclasses.replace(base, train_rows=base.task_train_rows, eval_rows=base.task_eval_rows,
-                               epochs=base.task_epochs)
 
 
 def profile() -> Profile:

@@ -169,9 +169,9 @@ def small_t5(tok: PreTrainedTokenizerBase, profile: settings.Profile | None = No
     """A T5 with random (seeded) weights: ``lm_layers`` encoder and decoder blocks of width ``lm_width``
     (heads of 32), feed-forward 4x, the tokenizer's vocabulary; decoding starts from ``<pad>``."""
     profile = profile or settings.profile()
-    config = T5Config(vocab_size=len(tok), d_model=profile.lm_width, d_kv=32, d_ff=4 * profile.lm_width,
-                      num_layers=profile.lm_layers, num_decoder_layers=profile.lm_layers,
-                      num_heads=max(1, profile.lm_width // 32), pad_token_id=tok.pad_token_id,
+    config = T5Config(vocab_size=len(tok), d_model=profile.small.width, d_kv=32, d_ff=4 * profile.small.width,
+                      num_layers=profile.small.layers, num_decoder_layers=profile.small.layers,
+                      num_heads=max(1, profile.small.width // 32), pad_token_id=tok.pad_token_id,
                       eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id)
     set_seed(settings.SEED)
     return T5ForConditionalGeneration(config)
@@ -201,11 +201,11 @@ def pretrain(model: T5ForConditionalGeneration, tok: PreTrainedTokenizerBase, bl
              lr: float = 2e-3, evals: int = 6, name: str = "t5-pretraining",
              profile: settings.Profile | None = None) -> Training:
     """Train on span-corrupted blocks for ``steps`` updates (AdamW, warmup then cosine decay), scoring
-    ``lm_eval_blocks`` validation blocks (corrupted with a fixed seed) before and ``evals`` times along."""
+    ``small.eval_blocks`` validation blocks (corrupted with a fixed seed) before and ``evals`` times along."""
     profile = profile or settings.profile()
     held = blocks["validation"]
-    if profile.lm_eval_blocks is not None and len(held) > profile.lm_eval_blocks:
-        held = held.shuffle(seed=settings.SEED).select(range(profile.lm_eval_blocks))
+    if profile.small.eval_blocks is not None and len(held) > profile.small.eval_blocks:
+        held = held.shuffle(seed=settings.SEED).select(range(profile.small.eval_blocks))
     fixed = SpanCorruptionCollator(tok, seed=settings.SEED + 1)
     held = Dataset.from_list([{k: v[0].tolist() for k, v in fixed([row]).items()} for row in held])
     return train(model, blocks["train"], name=name, lr=lr, schedule=T5_PRETRAINING, batch_size=profile.batch_size,

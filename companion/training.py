@@ -270,7 +270,7 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ds: Dat
         return accuracy.compute(predictions=np.argmax(pred.predictions, -1), references=pred.label_ids)
 
     length = ({"steps": max_steps} if max_steps > 0
-              else {"epochs": epochs if epochs is not None else profile.epochs})
+              else {"epochs": epochs if epochs is not None else profile.finetune.epochs})
     done = train(model, encoded["train"], name=name, lr=lr, schedule=schedule, batch_size=profile.batch_size,
                  collator=DataCollatorWithPadding(tokenizer),
                  eval_data=encoded["validation"] if evaluate_during else None,

@@ -10,7 +10,7 @@ runs without the hub: point ``HF_HOME`` at the folder and set ``HF_HUB_OFFLINE=1
   reads its prepared cache offline (``<namespace>___<name>/<config>/<version>/<hash>/``).
 - ``modules/``: the metrics in evaluate's module cache under their hub names (``evaluate-metric--<name>``).
   The hub scripts themselves are not redistributed here: the companion's offline twins stand in for them;
-  ``tests/test_hub_manifest.py`` checks that they take exactly the hub modules' keywords.
+  ``tests/test_hub.py`` checks that they take exactly the hub modules' keywords.
 
 Needs the provisioned offline cache (``python -m companion fetch``). As a script:
 ``python tests/hub_fixture.py FOLDER`` builds FOLDER, or does nothing when it is already built from the

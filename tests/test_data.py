@@ -43,7 +43,7 @@ def test_offline_split_is_deterministic(full):
 def test_load_caps_to_the_profile_and_says_where_from(provisioned, capsys):
     ds = data.load("movie-sentiment")
     smoke = settings.PROFILES["smoke"]
-    assert [len(ds[s]) for s in data.SPLITS] == [smoke.train_rows, smoke.eval_rows, smoke.eval_rows]
+    assert [len(ds[s]) for s in data.SPLITS] == [smoke.finetune.train_rows, smoke.finetune.eval_rows, smoke.finetune.eval_rows]
     assert ds["train"].features["label"].names == ["negative", "positive"]
     assert 0.3 < sum(ds["train"]["label"]) / len(ds["train"]) < 0.7
     out = capsys.readouterr().out
@@ -138,7 +138,7 @@ def test_limit_caps_each_split_with_a_seeded_subset_and_none_keeps_it_whole():
     assert capped["train"]["text"] == data.limit(ds, data.Caps(10, 5))["train"]["text"]  # seeded
     assert capped["train"]["text"] != rows["text"][:10]  # a random subset, not the first rows
     assert [len(p) for p in data.limit(ds, data.Caps(None, 5)).values()] == [50, 5, 5]
-    assert data.profile_caps(settings.PROFILES["cpu"]) == (10_000, None)
+    assert data.profile_caps(settings.PROFILES["cpu"].finetune) == (10_000, None)
 
 
 def test_distinct_reviews_keep_each_text_once_and_drop_those_under_both_labels():

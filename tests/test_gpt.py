@@ -175,7 +175,7 @@ def test_small_gpt2_follows_the_profile(gpt2_tok):
     model = gpt.small_gpt2(gpt2_tok)
     profile = settings.profile()
     assert (model.config.n_layer, model.config.n_embd, model.config.n_positions) == (
-        profile.lm_layers, profile.lm_width, profile.lm_context)
+        profile.small.layers, profile.small.width, profile.small.context)
     assert model.config.vocab_size == len(gpt2_tok) == 50257
     assert torch.equal(model.transformer.wte.weight, gpt.small_gpt2(gpt2_tok).transformer.wte.weight)
 

@@ -18,7 +18,8 @@ def test_unknown_profile_is_named_in_the_error(monkeypatch):
 
 def test_smoke_is_smaller_than_cpu():
     smoke, cpu = settings.PROFILES["smoke"], settings.PROFILES["cpu"]
-    assert smoke.train_rows < cpu.train_rows and smoke.epochs <= cpu.epochs
+    assert smoke.finetune.train_rows < cpu.finetune.train_rows and smoke.finetune.epochs <= cpu.finetune.epochs
+    assert smoke.small.width < cpu.small.width and smoke.icl.test_rows < cpu.icl.test_rows
 
 
 @pytest.mark.parametrize("value", ["hub", "offline"])

@@ -106,8 +106,10 @@ def main() -> None:
 
         print("2. the install cell, transformers imported first", flush=True)
         first = run([str(python), str(runner), str(ROOT), str(cell_file), "1"], env=env)
-        if "Restart the session" not in first.stdout:
+        restart = [line for line in first.stdout.splitlines() if "Restart the session" in line]
+        if not restart:
             sys.exit("the cell replaced an imported transformers but did not ask for a restart")
+        print(f"the cell asked: {restart[0]}")
 
         print("3. after the restart: the cell again, then the chapter", flush=True)
         again = run([str(python), str(runner), str(ROOT), str(cell_file), "0"], env=env)
