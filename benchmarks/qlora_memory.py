@@ -5,7 +5,7 @@ chapter's own ``peft_tuning.prepare``: on the fp32 base (LoRA) and on the base l
 (QLoRA: NF4 with double quantization, ``peft_tuning.four_bit``). It prints, for each:
 
 - the model's weights in memory (``get_memory_footprint``);
-- the peak memory of training above what was held before (``peft_tuning.PeakMemory``: on a GPU the
+- the peak memory of training above what was held before (``memory.PeakMemory``: on a GPU the
   memory torch allocated there, on a CPU the process's resident memory);
 - seconds per training step (forward, loss, backward, AdamW step), the median of the timed steps
   after 2 warm-up steps.
@@ -27,6 +27,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from companion import peft_tuning
+from companion.memory import PeakMemory
 from companion.peft_tuning import Strategy
 
 SHAPES = {"bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
@@ -46,7 +47,7 @@ def measure(model: torch.nn.Module, strategy: Strategy, steps: int, batch: int, 
               "attention_mask": torch.ones(batch, length, dtype=torch.long, device=device),
               "labels": torch.randint(0, 2, (batch,), generator=generator).to(device)}
     seconds = []
-    with peft_tuning.PeakMemory() as memory:
+    with PeakMemory() as peak:
         for step in range(steps + 2):
             start = time.perf_counter()
             prepared(**inputs).loss.backward()
@@ -56,7 +57,7 @@ def measure(model: torch.nn.Module, strategy: Strategy, steps: int, batch: int, 
                 torch.cuda.synchronize()
             if step >= 2:
                 seconds.append(time.perf_counter() - start)
-    return {"weights MB": weights, "peak training MB": memory.peak / 1e6, "s per step": statistics.median(seconds)}
+    return {"weights MB": weights, "peak training MB": peak.peak / 1e6, "s per step": statistics.median(seconds)}
 
 
 def main() -> None:

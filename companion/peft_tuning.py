@@ -11,17 +11,13 @@ untrained adapter changes nothing.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import re
 import tempfile
-import threading
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import torch
 from datasets import DatasetDict
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model, prepare_model_for_kbit_training
@@ -30,15 +26,11 @@ from safetensors.torch import save_file
 from transformers import BitsAndBytesConfig, PreTrainedModel, Trainer, TrainerCallback
 
 from . import heads, settings, training
+from .memory import PeakMemory
 
 # peft 0.21 asks transformers 5 for `is_gradient_checkpointing`, deprecated there: a FutureWarning on every
 # wrap and load that says nothing about the reader's code.
 warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-
-try:  # glibc: hands freed heap memory back to the system (PeakMemory)
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
-except OSError:  # macOS, musl: no malloc_trim; the peaks may then understate runs after the first
-    _LIBC = None
 
 LAYER = re.compile(r"\.layer\.(\d+)\.")  # encoder blocks: bert.encoder.layer.3. / distilbert.transformer.layer.3.
 
@@ -258,40 +250,6 @@ def saved_bytes(model: torch.nn.Module) -> int:
             save_file({n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad},
                       str(Path(folder) / "model.safetensors"))
         return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
-
-
-class PeakMemory:
-    """Peak memory of training while the ``with`` block runs, above what was held when it started, in
-    bytes (``.peak`` after the block): on a GPU, what torch allocated on it; on a CPU, this process's
-    resident memory, sampled every 50 ms. Memory freed by earlier runs is handed back to the system
-    first (glibc's ``malloc_trim``), so that reusing it does not hide a run's growth."""
-
-    def __enter__(self) -> "PeakMemory":
-        gc.collect()
-        self.peak, self._stop = 0, threading.Event()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-            self._start = torch.cuda.memory_allocated()
-            return self
-        if _LIBC is not None:
-            _LIBC.malloc_trim(0)
-        self._process = psutil.Process()
-        self._start = self._process.memory_info().rss
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self._process.memory_info().rss - self._start)
-
-    def __exit__(self, *exc: object) -> None:
-        if torch.cuda.is_available():
-            self.peak = torch.cuda.max_memory_allocated() - self._start
-            return
-        self._stop.set()
-        self._thread.join()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, Iterator, NamedTuple
 import huggingface_hub
 import torch
 from huggingface_hub.errors import GatedRepoError
-from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
+from transformers import (AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
                           AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoModelForTokenClassification,
                           AutoTokenizer, BitsAndBytesConfig, PreTrainedModel, PreTrainedTokenizerBase, set_seed)
 
@@ -225,6 +225,21 @@ def language_model(name: str = "decoder") -> LanguageModel:
     """Load a decoder role or name with its language-model head, in evaluation mode."""
     model, where = _pretrained(AutoModelForCausalLM, name)
     return LanguageModel(model.eval(), _tokenizer_at(where.location), where)
+
+
+class Encoder(NamedTuple):
+    """A pretrained encoder without any head (its last hidden states are the output) and its tokenizer."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    resolved: Resolved
+
+
+def bare_encoder(name: str = "encoder") -> Encoder:
+    """Load an encoder role or name without a head (``AutoModel``), in fp32 for training: for a chapter
+    that builds its own head on the last hidden states."""
+    model, where = _pretrained(AutoModel, name, trained=True)
+    return Encoder(model, _tokenizer_at(where.location), where)
 
 
 class Classifier(NamedTuple):

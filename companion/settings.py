@@ -38,6 +38,18 @@ class Finetune:
 
 
 @dataclass(frozen=True)
+class Loop:
+    """The training-by-hand chapter."""
+
+    train_rows: int | None  # the loop and its Trainer twin: training rows, validation / test rows, epochs
+    eval_rows: int | None
+    epochs: int
+    precision_steps: int  # optimizer steps timed in fp32 and in bf16 autocast
+    small_rows: int  # the small training set run long (overfitting, early stopping), and its epochs
+    small_epochs: int
+
+
+@dataclass(frozen=True)
 class Small:
     """The small models pretrained from scratch here (GPT-2, BERT, T5 share the shape)."""
 
@@ -146,6 +158,7 @@ class Profile:
     max_length: int  # longest tokenized sentence for classifiers
     evals_per_epoch: int
     finetune: Finetune
+    loop: Loop
     small: Small
     gpt: Gpt
     bert: Bert
@@ -162,6 +175,7 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         "smoke", batch_size=16, max_length=64, evals_per_epoch=2,
         finetune=Finetune(train_rows=192, eval_rows=96, epochs=1, large_lr_epochs=0.5, decoder_train_rows=48),
+        loop=Loop(train_rows=64, eval_rows=32, epochs=1, precision_steps=1, small_rows=32, small_epochs=3),
         small=Small(layers=2, width=64, context=64, eval_blocks=16),
         gpt=Gpt(steps=6, eval_texts=2, eval_chars=400, decode_samples=2, decode_tokens=16),
         bert=Bert(length=64, steps=6, head_sentences=64, head_epochs=1),
@@ -175,6 +189,7 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         "cpu", batch_size=32, max_length=64, evals_per_epoch=2,
         finetune=Finetune(train_rows=10_000, eval_rows=None, epochs=2, large_lr_epochs=0.5, decoder_train_rows=400),
+        loop=Loop(train_rows=2_000, eval_rows=500, epochs=2, precision_steps=2, small_rows=160, small_epochs=12),
         small=Small(layers=4, width=128, context=128, eval_blocks=128),
         gpt=Gpt(steps=160, eval_texts=12, eval_chars=1_500, decode_samples=5, decode_tokens=40),
         bert=Bert(length=64, steps=200, head_sentences=4_000, head_epochs=3),
@@ -188,6 +203,7 @@ PROFILES: dict[str, Profile] = {
     "gpu": Profile(
         "gpu", batch_size=32, max_length=128, evals_per_epoch=4,
         finetune=Finetune(train_rows=None, eval_rows=None, epochs=3, large_lr_epochs=1, decoder_train_rows=None),
+        loop=Loop(train_rows=None, eval_rows=None, epochs=3, precision_steps=100, small_rows=500, small_epochs=20),
         small=Small(layers=6, width=384, context=256, eval_blocks=None),
         gpt=Gpt(steps=1_200, eval_texts=52, eval_chars=5_000, decode_samples=10, decode_tokens=100),
         bert=Bert(length=128, steps=5_000, head_sentences=None, head_epochs=3),

@@ -54,7 +54,7 @@ def test_results_page_is_executed_on_every_build_and_the_chapters_are_cached():
     assert config["execute"]["execute_notebooks"] == "cache"
     forced = [path.stem for path in NOTEBOOKS
               if nbformat.read(path, as_version=4).metadata.get("mystnb", {}).get("execution_mode") == "force"]
-    assert forced == ["08_results"]
+    assert forced == ["09_results"]
 
 
 class FakeDistribution:
