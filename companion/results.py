@@ -34,7 +34,7 @@ class Key:
 FINE_TUNED_ENCODER = Key("01_finetuning_workflow", "fine-tuned encoder")
 LEXICON = Key("01_finetuning_workflow", "VADER lexicon")
 BY_HAND_LOOP = Key("02_training_by_hand", "loop written by hand")
-GPT_STYLE_DECODER = Key("03_gpt", "GPT-style decoder")
+GPT_STYLE_DECODER = Key("04_gpt", "GPT-style decoder")
 
 
 def folder() -> Path:

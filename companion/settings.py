@@ -50,6 +50,22 @@ class Loop:
 
 
 @dataclass(frozen=True)
+class Curves:
+    """The chapter on what pretraining buys: learning curves, the Brown genres, one process against two."""
+
+    rows: tuple[int, ...]  # labelled training sentences per point of the learning curves,
+    seeds: int  # samples and initialisations per point,
+    min_steps: int  # and optimizer steps at least, however small the sample
+    eval_rows: int | None  # validation and test sentences (each point is scored on the test split)
+    genre_documents: int | None  # Brown training documents, cut into passages of passage_words words:
+    passage_words: int  # train_passages of each training document, eval_passages of each held-out one
+    train_passages: int | None
+    eval_passages: int | None
+    genre_epochs: float
+    process_rows: int  # sentences the 1- and 2-process runs train on (whole batches)
+
+
+@dataclass(frozen=True)
 class Small:
     """The small models pretrained from scratch here (GPT-2, BERT, T5 share the shape)."""
 
@@ -159,6 +175,7 @@ class Profile:
     evals_per_epoch: int
     finetune: Finetune
     loop: Loop
+    curves: Curves
     small: Small
     gpt: Gpt
     bert: Bert
@@ -176,6 +193,8 @@ PROFILES: dict[str, Profile] = {
         "smoke", batch_size=16, max_length=64, evals_per_epoch=2,
         finetune=Finetune(train_rows=192, eval_rows=96, epochs=1, large_lr_epochs=0.5, decoder_train_rows=48),
         loop=Loop(train_rows=64, eval_rows=32, epochs=1, precision_steps=1, small_rows=32, small_epochs=3),
+        curves=Curves(rows=(16, 32), seeds=1, min_steps=2, eval_rows=32, genre_documents=60, passage_words=30,
+                      train_passages=1, eval_passages=1, genre_epochs=1, process_rows=32),
         small=Small(layers=2, width=64, context=64, eval_blocks=16),
         gpt=Gpt(steps=6, eval_texts=2, eval_chars=400, decode_samples=2, decode_tokens=16),
         bert=Bert(length=64, steps=6, head_sentences=64, head_epochs=1),
@@ -190,6 +209,8 @@ PROFILES: dict[str, Profile] = {
         "cpu", batch_size=32, max_length=64, evals_per_epoch=2,
         finetune=Finetune(train_rows=10_000, eval_rows=None, epochs=2, large_lr_epochs=0.5, decoder_train_rows=400),
         loop=Loop(train_rows=2_000, eval_rows=500, epochs=2, precision_steps=2, small_rows=160, small_epochs=12),
+        curves=Curves(rows=(32, 128, 512), seeds=3, min_steps=20, eval_rows=500, genre_documents=None,
+                      passage_words=50, train_passages=3, eval_passages=4, genre_epochs=3, process_rows=512),
         small=Small(layers=4, width=128, context=128, eval_blocks=128),
         gpt=Gpt(steps=160, eval_texts=12, eval_chars=1_500, decode_samples=5, decode_tokens=40),
         bert=Bert(length=64, steps=200, head_sentences=4_000, head_epochs=3),
@@ -204,6 +225,9 @@ PROFILES: dict[str, Profile] = {
         "gpu", batch_size=32, max_length=128, evals_per_epoch=4,
         finetune=Finetune(train_rows=None, eval_rows=None, epochs=3, large_lr_epochs=1, decoder_train_rows=None),
         loop=Loop(train_rows=None, eval_rows=None, epochs=3, precision_steps=100, small_rows=500, small_epochs=20),
+        curves=Curves(rows=(32, 100, 300, 1_000, 3_000, 10_000), seeds=5, min_steps=20, eval_rows=None,
+                      genre_documents=None, passage_words=100, train_passages=None, eval_passages=None,
+                      genre_epochs=3, process_rows=2_048),
         small=Small(layers=6, width=384, context=256, eval_blocks=None),
         gpt=Gpt(steps=1_200, eval_texts=52, eval_chars=5_000, decode_samples=10, decode_tokens=100),
         bert=Bert(length=128, steps=5_000, head_sentences=None, head_epochs=3),

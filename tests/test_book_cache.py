@@ -27,7 +27,7 @@ def cache_chapter(folder: Path, stem: str, seconds: float) -> None:
 
 def test_chapters_follow_the_table_of_contents():
     stems = [path.stem for path in book_cache.chapters()]
-    assert stems[0] == "01_finetuning_workflow" and stems[-1] == "09_results" and stems == sorted(stems)
+    assert stems[0] == "01_finetuning_workflow" and stems[-1] == "10_results" and stems == sorted(stems)
 
 
 def test_prepare_forgets_a_cached_chapter_whose_results_file_is_missing(tmp_path, capsys):
@@ -41,20 +41,20 @@ def test_prepare_forgets_a_cached_chapter_whose_results_file_is_missing(tmp_path
 def test_prepare_deletes_results_of_chapters_no_longer_in_the_book(tmp_path, capsys):
     results = tmp_path / "results"
     results.mkdir()
-    for name in ("05_prompting.cpu.json", "07_prompting.cpu.json", "05_prompting.smoke.json"):
+    for name in ("05_prompting.cpu.json", "08_prompting.cpu.json", "05_prompting.smoke.json"):
         (results / name).write_text("{}")
     book_cache.prepare(str(tmp_path / "cache"), "cpu", results=results)
     assert "05_prompting.cpu.json: written by a chapter that is no longer in the book" in capsys.readouterr().out
-    assert sorted(p.name for p in results.iterdir()) == ["05_prompting.smoke.json", "07_prompting.cpu.json"]
+    assert sorted(p.name for p in results.iterdir()) == ["05_prompting.smoke.json", "08_prompting.cpu.json"]
 
 
 def test_times_tell_executed_from_cached_chapters(tmp_path, capsys):
-    cache_chapter(tmp_path, "03_gpt", 600.0)
+    cache_chapter(tmp_path, "04_gpt", 600.0)
     book_cache.times(str(tmp_path), since=time.time() - 60)
     out = capsys.readouterr().out
-    assert "03_gpt" in out and "600  executed in this build" in out
-    assert "09_results" in out and "executed on every build, not cached" in out
-    assert "04_bert" in out and "no cached run" in out
+    assert "04_gpt" in out and "600  executed in this build" in out
+    assert "10_results" in out and "executed on every build, not cached" in out
+    assert "05_bert" in out and "no cached run" in out
     book_cache.times(str(tmp_path), since=time.time() + 60)
     assert "600  from the cache" in capsys.readouterr().out
 
@@ -62,4 +62,4 @@ def test_times_tell_executed_from_cached_chapters(tmp_path, capsys):
 def test_the_chapters_are_the_notebooks_of_the_table_of_contents_in_book_order():
     names = [path.stem for path in book_cache.chapters()]
     assert names == sorted(path.stem for path in (ROOT / "book").glob("*.ipynb"))  # numbered in book order
-    assert names[0] == "01_finetuning_workflow" and names[-1] == "09_results"
+    assert names[0] == "01_finetuning_workflow" and names[-1] == "10_results"

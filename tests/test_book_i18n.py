@@ -96,12 +96,12 @@ def test_an_english_paragraph_edited_without_its_translation_fails_the_check(tmp
 
     assert extract() == 0, capsys.readouterr().out
     capsys.readouterr()
-    chapter = tmp_path / "book" / "05_t5.ipynb"
+    chapter = tmp_path / "book" / "06_t5.ipynb"
     notebook = nbformat.read(chapter, as_version=4)
     cell = next(cell for cell in notebook.cells if cell.cell_type == "markdown" and "Span corruption" in cell.source)
     cell.source = cell.source.replace("No T5 weights exist", "No T5 weights at all exist")
     nbformat.write(notebook, chapter)
     assert extract() == 1
     out = capsys.readouterr().out
-    assert "05_t5.po: " in out and "'No T5 weights at all exist" in out
+    assert "06_t5.po: " in out and "'No T5 weights at all exist" in out
     assert re.search(r"intro\.po: \d+ translated, 0 fuzzy, 0 untranslated", out)  # the unchanged pages still pass

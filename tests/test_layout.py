@@ -44,5 +44,5 @@ def test_data_modules_sit_below_the_chapter_modules():
     graph = _imports()
     for low in ("brown", "data", "memory", "provision", "settings", "training"):
         assert not graph[low] & {"gpt", "bert", "t5", "qa", "loop", "peft_tuning", "prompting", "serving",
-                              "instructions"}, low
+                              "instructions", "curves", "distributed"}, low
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "book").glob("0*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 
 
 def install_cell(path: Path) -> nbformat.NotebookNode:
@@ -54,7 +54,7 @@ def test_results_page_is_executed_on_every_build_and_the_chapters_are_cached():
     assert config["execute"]["execute_notebooks"] == "cache"
     forced = [path.stem for path in NOTEBOOKS
               if nbformat.read(path, as_version=4).metadata.get("mystnb", {}).get("execution_mode") == "force"]
-    assert forced == ["09_results"]
+    assert forced == ["10_results"]
 
 
 class FakeDistribution:
