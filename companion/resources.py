@@ -11,6 +11,7 @@ gated hub checkpoint the hub refuses is replaced by a named non-gated one, with 
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,10 @@ from typing import Any, Iterator, NamedTuple
 import huggingface_hub
 import torch
 from huggingface_hub.errors import GatedRepoError
-from transformers import (AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
-                          AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoModelForTokenClassification,
-                          AutoTokenizer, BitsAndBytesConfig, PreTrainedModel, PreTrainedTokenizerBase, set_seed)
+from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM,
+                          AutoModelForQuestionAnswering, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification,
+                          AutoModelForTokenClassification, AutoTokenizer, BitsAndBytesConfig, EncoderDecoderModel,
+                          PreTrainedModel, PreTrainedTokenizerBase, set_seed)
 
 from . import hub, settings
 from .provision import GgufModel, Need, PackageFiles, PackagedModel, Provider, ResourceError, provision_all, say
@@ -313,6 +315,42 @@ def new_masked_lm_head(name: str) -> Classifier:
     LayerNorm and output bias) where the checkpoint has none, as all-MiniLM-L6-v2; its decoder is the
     encoder's own word-embedding matrix (tied). ``new_weights`` lists what was initialised."""
     return _with_head(AutoModelForMaskedLM, name)
+
+
+def warm_started_seq2seq(name: str = "bert-encoder", pretrained: bool = True) -> Classifier:
+    """An encoder-decoder warm-started from the BERT-style encoder ``name`` (Rothe, Narayan & Severyn 2020,
+    "BERT2BERT"): the encoder is the checkpoint; the decoder is the checkpoint again, its self-attention
+    made causal and a cross-attention block added to every layer. ``new_weights`` lists what the
+    checkpoint did not hold (the decoder's cross-attention and, for a checkpoint without a masked-LM head
+    such as all-MiniLM-L6-v2, the decoder's output transform and bias), ``decoder.``-prefixed.
+    ``pretrained=False`` builds the same architecture from the configuration alone, every weight drawn at
+    random (seeded), and lists them all as new. The decoder starts from ``[CLS]`` and a generated answer
+    ends at ``[SEP]``; the model's configuration and generation settings say so. Loaded in fp32, for training."""
+    # transformers warns on every forward pass with labels that the loss moved into EncoderDecoderModel
+    # in v4.12 (2021): news about the library's history, not about this model.
+    warnings.filterwarnings("ignore", message="Version v4.12.0 introduces a better way", category=FutureWarning)
+    set_seed(settings.SEED)
+    where = resolve(name, torch.float32)
+    at = {"revision": hub.revision(where.location)}
+    as_decoder = {"is_decoder": True, "add_cross_attention": True}
+    if pretrained:
+        with reporting_new_weights_ourselves():
+            encoder = AutoModel.from_pretrained(where.location, dtype=torch.float32, add_pooling_layer=False, **at)
+            decoder, info = AutoModelForCausalLM.from_pretrained(where.location, dtype=torch.float32,
+                                                                 output_loading_info=True, **as_decoder, **at)
+        new = [f"decoder.{key}" for key in info["missing_keys"]]
+    else:
+        encoder = AutoModel.from_config(AutoConfig.from_pretrained(where.location, **at), add_pooling_layer=False)
+        decoder = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(where.location, **as_decoder, **at))
+        new = [f"decoder.{key}" for key, _ in decoder.named_parameters()] + \
+            [f"encoder.{key}" for key, _ in encoder.named_parameters()]
+    tok = _tokenizer_at(where.location)
+    model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
+    for config in (model.config, model.generation_config):
+        config.decoder_start_token_id = tok.cls_token_id
+        config.eos_token_id = tok.sep_token_id
+        config.pad_token_id = tok.pad_token_id
+    return Classifier(model, tok, sorted(new), where)
 
 
 def masked_lm(name: str) -> LanguageModel:

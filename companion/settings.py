@@ -123,8 +123,11 @@ class T5:
     task_rows: int | None  # text-to-text fine-tuning: training pairs per task, epochs, longest input
     epochs: float
     max_source: int
-    single_epochs: float  # epochs of the one-task (sentiment) text-to-text runs
     steps: int  # span-corruption pretraining steps of the small T5 (batch_size blocks of small.context tokens)
+    warm_tasks: tuple[str, ...]  # the warm-started encoder-decoder: its tasks, training pairs per task
+    warm_rows: int  # (balanced), epochs and longest input
+    warm_epochs: float
+    warm_source: int
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,8 @@ PROFILES: dict[str, Profile] = {
         bert=Bert(length=64, steps=6, head_sentences=64, head_epochs=1),
         tasks=Tasks(train_rows=64, eval_rows=32, epochs=1),
         qa=Qa(train_rows=32, max_length=128, stride=32),
-        t5=T5(task_rows=32, epochs=1, max_source=128, single_epochs=1, steps=6),
+        t5=T5(task_rows=32, epochs=1, max_source=128, steps=6,
+               warm_tasks=("sentiment", "genre", "qa"), warm_rows=8, warm_epochs=1, warm_source=64),
         icl=Icl(test_rows=8, shots=(0, 1, 4), draws=2, orders=3, chat_rows=4),
         strategies=Strategies(train_rows=64, epochs=1),
         chinese=Chinese(train_rows=32, test_rows=16, shots=2),
@@ -216,7 +220,8 @@ PROFILES: dict[str, Profile] = {
         bert=Bert(length=64, steps=200, head_sentences=4_000, head_epochs=3),
         tasks=Tasks(train_rows=1_500, eval_rows=500, epochs=1),
         qa=Qa(train_rows=320, max_length=192, stride=64),
-        t5=T5(task_rows=1_000, epochs=3, max_source=256, single_epochs=10, steps=160),
+        t5=T5(task_rows=1_000, epochs=3, max_source=256, steps=160, warm_tasks=("sentiment",),
+               warm_rows=1_000, warm_epochs=2, warm_source=128),
         icl=Icl(test_rows=100, shots=(0, 1, 2, 4, 8, 16), draws=3, orders=8, chat_rows=40),
         strategies=Strategies(train_rows=1_500, epochs=2),
         chinese=Chinese(train_rows=960, test_rows=300, shots=8),
@@ -233,7 +238,8 @@ PROFILES: dict[str, Profile] = {
         bert=Bert(length=128, steps=5_000, head_sentences=None, head_epochs=3),
         tasks=Tasks(train_rows=None, eval_rows=None, epochs=2),
         qa=Qa(train_rows=None, max_length=384, stride=128),
-        t5=T5(task_rows=None, epochs=3, max_source=512, single_epochs=10, steps=3_000),
+        t5=T5(task_rows=None, epochs=3, max_source=512, steps=3_000,
+               warm_tasks=("sentiment", "genre", "qa"), warm_rows=3_000, warm_epochs=3, warm_source=384),
         icl=Icl(test_rows=872, shots=(0, 1, 2, 4, 8, 16, 32), draws=10, orders=24, chat_rows=200),
         strategies=Strategies(train_rows=None, epochs=3),
         chinese=Chinese(train_rows=None, test_rows=None, shots=8),

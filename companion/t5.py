@@ -68,11 +68,26 @@ def canonical_vocabulary(tokenizer_json: str) -> str:
     return json.dumps(spec, ensure_ascii=False)
 
 
+def end_id(tok: PreTrainedTokenizerBase) -> int:
+    """The token that ends a sequence: T5's ``</s>``, or ``[SEP]`` for a BERT vocabulary (a warm-started
+    encoder-decoder, :func:`companion.resources.warm_started_seq2seq`)."""
+    end = tok.eos_token_id if tok.eos_token_id is not None else tok.sep_token_id
+    if end is None:
+        raise ValueError("the tokenizer has neither an end-of-sequence nor a separator token")
+    return end
+
+
+def fit(row: list[int], limit: int, end: int) -> list[int]:
+    """``row`` (closed by ``end``) cut to at most ``limit`` tokens, still closed by ``end``."""
+    return row if len(row) <= limit else row[:limit - 1] + [end]
+
+
 def ids(tok: PreTrainedTokenizerBase, text: str | list[str]) -> list[int] | list[list[int]]:
-    """Token ids of a text (or of each text), ending in exactly one end-of-sequence token."""
+    """Token ids of a text (or of each text), with the tokenizer's own start token if it has one (BERT's
+    ``[CLS]``; T5 has none) and ending in exactly one end token (:func:`end_id`)."""
     texts = [text] if isinstance(text, str) else text
-    rows = [[i for i in row if i != tok.eos_token_id] + [tok.eos_token_id]
-            for row in tok(texts, add_special_tokens=True)["input_ids"]]
+    end = end_id(tok)
+    rows = [[i for i in row if i != end] + [end] for row in tok(texts, add_special_tokens=True)["input_ids"]]
     return rows[0] if isinstance(text, str) else rows
 
 
@@ -235,7 +250,7 @@ def generate_text(model: PreTrainedModel, tok: PreTrainedTokenizerBase, inputs: 
     for start in range(0, len(inputs), batch_size):
         chunk = inputs[start:start + batch_size]
         rows = ids(tok, list(chunk)) if isinstance(chunk[0], str) else list(chunk)
-        rows = [r[:max_length - 1] + [tok.eos_token_id] if len(r) > max_length else r for r in rows]
+        rows = [fit(row, max_length, end_id(tok)) for row in rows]
         batch = tok.pad({"input_ids": rows}, return_tensors="pt").to(model.device)
         with torch.no_grad():
             out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
@@ -287,6 +302,25 @@ def mixture(parts: list[Dataset], seed: int = settings.SEED) -> Dataset:
     return concatenate_datasets([p.select_columns(columns) for p in parts]).shuffle(seed=seed)
 
 
+def balanced_mixture(parts: list[Dataset], rows_per_task: int, seed: int = settings.SEED) -> Dataset:
+    """The tasks' training pairs in one shuffled set with ``rows_per_task`` pairs of each task, so that
+    every task gets the same share of the steps whatever its size: a larger task is sampled (seeded,
+    without repeats), a smaller one repeated, whole, as often as needed and then sampled for the rest.
+    (T5 mixed its tasks in proportion to their size up to a cap; equal shares suit tasks of a few
+    hundred pairs each, where proportional mixing would let the largest crowd out the rest.)"""
+    if rows_per_task < 1:
+        raise ValueError(f"need at least one pair per task, got {rows_per_task}")
+    rng = np.random.default_rng(seed)
+    drawn = []
+    for number, part in enumerate(parts, 1):
+        if len(part) == 0:
+            raise ValueError(f"part {number} of {len(parts)} has no pairs")
+        whole, rest = divmod(rows_per_task, len(part))
+        picked = [*range(len(part))] * whole + rng.choice(len(part), size=rest, replace=False).tolist()
+        drawn.append(part.select_columns(["task", "source", "target"]).select(picked))
+    return concatenate_datasets(drawn).shuffle(seed=seed)
+
+
 def evaluate_tasks(model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs_by_task: dict[str, Dataset],
                    labels: dict[str, list[str] | None], *, max_length: int,
                    templates: dict[str, Callable[[dict], str]] | None = None
@@ -303,10 +337,14 @@ def evaluate_tasks(model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs_b
 
 
 def seq2seq_features(pairs: Dataset, tok: PreTrainedTokenizerBase, max_source: int, max_target: int) -> Dataset:
-    """Sources and targets tokenized (each closed by end-of-sequence, truncated to the limits)."""
+    """Sources and targets tokenized (each closed by its end token, truncated to the limits). A target
+    loses a leading ``[CLS]``: the decoder of a warm-started model starts from it already."""
+    end = end_id(tok)
+
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        sources = [row[:max_source - 1] + [tok.eos_token_id] for row in ids(tok, batch["source"])]
-        targets = [row[:max_target - 1] + [tok.eos_token_id] for row in ids(tok, batch["target"])]
+        sources = [fit(row, max_source, end) for row in ids(tok, batch["source"])]
+        targets = [fit(row[1:] if row[0] == tok.cls_token_id else row, max_target, end)
+                   for row in ids(tok, batch["target"])]
         return {"input_ids": sources, "attention_mask": [[1] * len(r) for r in sources], "labels": targets}
 
     return pairs.map(encode, batched=True, remove_columns=pairs.column_names, desc="tokenizing pairs")

@@ -189,3 +189,35 @@ def test_a_new_masked_lm_head_is_listed_by_the_companion_without_transformers_wa
     assert mlm.model.cls.predictions.decoder.weight is mlm.model.bert.embeddings.word_embeddings.weight
     err = capfd.readouterr().err
     assert "LOAD REPORT" not in err and "seem corrupted" not in err
+
+
+def test_a_warm_started_encoder_decoder_lists_its_new_weights(provisioned):
+    warm = resources.warm_started_seq2seq("bert-encoder")
+    model, tok = warm.model, warm.tokenizer
+    layers = model.decoder.config.num_hidden_layers
+    assert all(name.startswith("decoder.") for name in warm.new_weights)
+    assert all(".crossattention." in name or ".cls.predictions." in name for name in warm.new_weights)
+    for i in range(layers):  # every decoder layer attends to the encoder through new weights
+        assert any(f"layer.{i}.crossattention.self.query.weight" in name for name in warm.new_weights)
+    assert model.decoder.config.is_decoder and model.decoder.config.add_cross_attention
+    assert not hasattr(model.encoder, "pooler") or model.encoder.pooler is None
+    checkpoint = resources.bare_encoder("bert-encoder").model
+    assert torch.equal(model.encoder.embeddings.word_embeddings.weight, checkpoint.embeddings.word_embeddings.weight)
+    assert torch.equal(model.decoder.bert.encoder.layer[0].attention.self.query.weight,
+                       checkpoint.encoder.layer[0].attention.self.query.weight)
+    assert model.config.decoder_start_token_id == tok.cls_token_id
+    assert model.generation_config.eos_token_id == tok.sep_token_id
+
+    scratch = resources.warm_started_seq2seq("bert-encoder", pretrained=False)
+    assert len(scratch.new_weights) == len(list(scratch.model.parameters()))
+    assert scratch.model.num_parameters() == model.num_parameters()
+
+
+@pytest.mark.source("offline")  # the hub fixture's tiny checkpoints are themselves seeded random draws
+def test_the_random_encoder_decoder_shares_no_weights_with_the_checkpoint(provisioned):
+    scratch = resources.warm_started_seq2seq("bert-encoder", pretrained=False).model
+    checkpoint = resources.bare_encoder("bert-encoder").model
+    assert not torch.equal(scratch.encoder.embeddings.word_embeddings.weight,
+                           checkpoint.embeddings.word_embeddings.weight)
+    assert not torch.equal(scratch.decoder.bert.encoder.layer[0].attention.self.query.weight,
+                           checkpoint.encoder.layer[0].attention.self.query.weight)

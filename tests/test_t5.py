@@ -143,3 +143,52 @@ def test_text_to_text_fine_tuning_runs_through_the_training_spine(tok):
     assert run.trainer.evaluate(t5.seq2seq_features(pairs, tok, 16, 4))["eval_loss"] < loss_before
     with pytest.raises(ValueError, match="no training pairs"):
         t5.finetune(model, tok, pairs.select([]), lr=1e-3, epochs=1, max_source=16)
+
+
+def test_balanced_mixture_gives_every_task_the_same_share():
+    parts = [Dataset.from_dict({"task": [name] * size, "source": [f"{name} {i}" for i in range(size)],
+                                "target": ["x"] * size, "extra": [0] * size})
+             for name, size in (("sentiment", 10), ("genre", 2), ("qa", 6))]
+    mixed = t5.balanced_mixture(parts, rows_per_task=6)
+    assert mixed.column_names == ["task", "source", "target"]
+    assert {task: mixed["task"].count(task) for task in ("sentiment", "genre", "qa")} == \
+        {"sentiment": 6, "genre": 6, "qa": 6}
+    assert sorted(s for s in mixed["source"] if s.startswith("genre")) == ["genre 0"] * 3 + ["genre 1"] * 3
+    assert len({s for s in mixed["source"] if s.startswith("sentiment")}) == 6  # sampled without repeats
+    assert sorted(s for s in mixed["source"] if s.startswith("qa")) == [f"qa {i}" for i in range(6)]
+    assert mixed["source"] == t5.balanced_mixture(parts, rows_per_task=6)["source"]  # seeded
+    with pytest.raises(ValueError, match="part 2 of 2 has no pairs"):
+        t5.balanced_mixture([parts[0], parts[1].select([])], rows_per_task=3)
+    with pytest.raises(ValueError, match="at least one pair"):
+        t5.balanced_mixture(parts, rows_per_task=0)
+
+
+def test_pairs_end_in_one_end_token_for_t5_and_bert_vocabularies(tok):
+    from companion import resources
+
+    pairs = Dataset.from_dict({"source": ["sentiment: a warm and funny film"], "target": ["positive"]})
+    t5_row = t5.seq2seq_features(pairs, tok, 64, 8)[0]
+    assert t5_row["input_ids"].count(tok.eos_token_id) == 1 and t5_row["input_ids"][-1] == tok.eos_token_id
+    assert t5_row["labels"][-1] == tok.eos_token_id and t5_row["labels"].count(tok.eos_token_id) == 1
+    bert_tok = resources.tokenizer("bert-encoder")
+    row = t5.seq2seq_features(pairs, bert_tok, 64, 8)[0]
+    assert row["input_ids"][0] == bert_tok.cls_token_id and row["input_ids"].count(bert_tok.sep_token_id) == 1
+    assert bert_tok.convert_ids_to_tokens(row["labels"]) == ["positive", "[SEP]"]  # the decoder starts at [CLS]
+    cut = t5.seq2seq_features(pairs, bert_tok, 4, 8)[0]["input_ids"]
+    assert len(cut) == 4 and cut[-1] == bert_tok.sep_token_id
+
+
+def test_a_warm_started_encoder_decoder_learns_text_to_text_through_the_spine(provisioned):
+    from companion import resources
+
+    warm = resources.warm_started_seq2seq("bert-encoder")
+    tok, model = warm.tokenizer, warm.model
+    pairs = Dataset.from_dict({"source": ["sentiment: a warm and funny film", "sentiment: dull and empty"] * 16,
+                               "target": ["positive", "negative"] * 16})
+    features = t5.seq2seq_features(pairs, tok, 16, 4)
+    loss_before = t5.finetune(model, tok, pairs.select(range(2)), lr=0.0, epochs=1, max_source=16
+                              ).trainer.evaluate(features)["eval_loss"]
+    run = t5.finetune(model, tok, pairs, lr=1e-4, epochs=2, max_source=16)
+    assert run.trainer.evaluate(features)["eval_loss"] < loss_before
+    answers = t5.generate_text(run.model, tok, pairs["source"][:2], max_new_tokens=4)
+    assert all(isinstance(a, str) and "[SEP]" not in a for a in answers)
