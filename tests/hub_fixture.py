@@ -215,6 +215,28 @@ def _chn_senti_corp(sizes: dict[str, int]) -> dict[str, dict[str, list]]:
     return out
 
 
+NEWSGROUPS = ["alt.atheism", "comp.graphics", "comp.os.ms-windows.misc", "comp.sys.ibm.pc.hardware",
+              "comp.sys.mac.hardware", "comp.windows.x", "misc.forsale", "rec.autos", "rec.motorcycles",
+              "rec.sport.baseball", "rec.sport.hockey", "sci.crypt", "sci.electronics", "sci.med", "sci.space",
+              "soc.religion.christian", "talk.politics.guns", "talk.politics.mideast", "talk.politics.misc",
+              "talk.religion.misc"]
+
+
+def _newsgroups(sizes: dict[str, int]) -> dict[str, dict[str, list]]:
+    """Posts of 60 Brown words each, the newsgroups taken in turn; the last post of each split is empty,
+    as some of the real ones are (headers, signatures and quotes removed)."""
+    words = [word for _, doc in _brown_tagged(12) for sent in doc for word, _ in sent]
+    out, start = {}, 0
+    for split, n in sizes.items():
+        texts = [" ".join(words[(start + i) * 60:(start + i + 1) * 60]) for i in range(n - 1)] + [""]
+        if len(texts[-2].split()) < 60:
+            raise ValueError(f"12 Brown documents are too few for {sum(sizes.values())} posts of 60 words")
+        start += n
+        out[split] = {"text": texts, "label": [i % len(NEWSGROUPS) for i in range(n)],
+                      "label_text": [NEWSGROUPS[i % len(NEWSGROUPS)] for i in range(n)]}
+    return out
+
+
 # Rows per split: a few dozen, and 1,000 more in a train split that the book carves 1,000 rows out of.
 ROWS: dict[str, tuple[dict[str, int], Callable[..., dict[str, dict[str, list]]]]] = {
     "stanfordnlp/sst2": ({"train": 1_064, "validation": 48, "test": 24}, _sst2),
@@ -222,6 +244,7 @@ ROWS: dict[str, tuple[dict[str, int], Callable[..., dict[str, dict[str, list]]]]
     "eriktks/conll2003": ({"train": 64, "validation": 32, "test": 32}, _conll),
     "rajpurkar/squad": ({"train": 1_048, "validation": 32}, _squad),
     "lansinuote/ChnSentiCorp": ({"train": 48, "validation": 24, "test": 24}, _chn_senti_corp),
+    "SetFit/20_newsgroups": ({"train": 240, "test": 40}, _newsgroups),  # a tenth of train: one post per group
 }
 
 

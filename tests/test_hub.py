@@ -18,7 +18,8 @@ from hub_fixture import ROOT, hub_dataset
 MANIFEST = hub.manifest()
 COMMIT = re.compile(r"[0-9a-f]{40}")
 HUB_LOADS = {"movie-sentiment": "stanfordnlp/sst2", "sentence-pairs": "nyu-mll/glue",
-             "token-tags": "eriktks/conll2003", "qa": "rajpurkar/squad", "chinese-reviews": "lansinuote/ChnSentiCorp"}
+             "token-tags": "eriktks/conll2003", "qa": "rajpurkar/squad", "chinese-reviews": "lansinuote/ChnSentiCorp",
+             "document-classes": "SetFit/20_newsgroups"}
 
 
 def test_every_model_and_metric_of_the_book_is_in_the_manifest():
@@ -85,6 +86,17 @@ def test_code_reads_only_manifest_features_at_the_pinned_revision(hub_from_manif
 
 def test_chinese_reviews_on_the_hub_take_the_book_s_label_names(hub_from_manifest):
     assert data.load("chinese-reviews")["train"].features["label"].names == data.SENTIMENT_LABELS
+
+
+def test_newsgroups_on_the_hub_are_documents_named_by_newsgroup_with_a_stratified_validation(hub_from_manifest):
+    ds = data.load("document-classes", data.Caps(None, None))
+    names = ds["train"].features["label"].names
+    assert len(names) == 20 and names[0] == "alt.atheism" and names[-1] == "talk.religion.misc"
+    assert ds.column_names == {split: ["fileid", "text", "label"] for split in data.SPLITS}
+    assert [len(ds[s]) for s in data.SPLITS] == [216, 24, 40]  # the fixture's 240 train posts, a tenth held out
+    assert set(ds["validation"]["label"]) == set(range(20))
+    fileids = [set(ds[s]["fileid"]) for s in data.SPLITS]
+    assert sum(map(len, fileids)) == len(set.union(*fileids)) == 280  # one document, one split
 
 
 def test_manifest_features_are_datasets_features():

@@ -58,7 +58,8 @@ def test_classifier_adds_a_new_seeded_head():
 
 def test_fetch_provisions_every_offline_resource(provisioned):
     assert set(provisioned) == {"all-MiniLM-L6-v2", "SmolLM2-135M-Instruct", "gemma-3-270m", "gpt2-tokenizer",
-                                "movie-sentiment", "chinese-reviews", "brown", "sentence-pairs", "token-tags", "qa"}
+                                "movie-sentiment", "chinese-reviews", "brown", "document-classes", "sentence-pairs",
+                                "token-tags", "qa"}
     assert all(Path(p).exists() for p in provisioned.values())
 
 
