@@ -33,8 +33,9 @@ setup: $(VENV)/.installed
 # each one asks the cache (unchanged pages would otherwise not be looked at); the results page is
 # executed on every build (notebook metadata `mystnb.execution_mode: force`).
 BOOK_PROFILE = $(or $(COMPANION_PROFILE),cpu)
-BOOK_KEY = $(BOOK_PROFILE)-$(or $(COMPANION_SOURCE),auto)-$(shell cat $$(find companion -name '*.py' -o -name '*.json' | \
-	LC_ALL=C sort) requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+CODE_KEY = $(shell cat $$(find companion -name '*.py' -o -name '*.json' | LC_ALL=C sort) requirements.txt pyproject.toml \
+	| sha256sum | cut -c1-16)
+BOOK_KEY = $(BOOK_PROFILE)-$(or $(COMPANION_SOURCE),auto)-$(CODE_KEY)
 
 # Progress bars are for readers running a chapter; the built page shows none (tqdm, datasets, hub loads).
 BOOK_QUIET = TQDM_DISABLE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1
@@ -90,8 +91,13 @@ check-book: $(VENV)/.installed
 		{ echo "check-book needs Chromium: apt-get install chromium chromium-driver"; exit 2; }
 	$(BIN)/python tools/check_book.py _build/html
 
+# The first pass (offline) runs each chapter as the smoke book on the offline source runs it (progress bars
+# off, results in book/results) and stores each chapter that passed in that book's jupyter-cache
+# (book/conftest.py): `COMPANION_PROFILE=smoke COMPANION_SOURCE=offline make book` then renders the chapters
+# without running them a second time (CI's browser check).
 test: setup i18n-check
-	COMPANION_PROFILE=smoke $(BIN)/python -m pytest tests book --nbmake --nbmake-timeout=1800 -p no:cacheprovider
+	COMPANION_PROFILE=smoke $(BOOK_QUIET) BOOK_CACHE=$(CURDIR)/_build/jupyter_cache/smoke-offline-$(CODE_KEY) \
+		$(BIN)/python -m pytest tests book --nbmake --nbmake-timeout=1800 -p no:cacheprovider
 	$(MAKE) test-hub
 
 test-hub: setup

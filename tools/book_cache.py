@@ -5,7 +5,8 @@
   chapter's cache record is removed so that the build executes it; a results file of a chapter that is
   no longer in ``_toc.yml`` (renamed or removed) is deleted.
 - ``python tools/book_cache.py times CACHE SINCE``: seconds per chapter, and whether it was executed
-  in this build (cache record newer than SINCE, Unix seconds) or served from the cache.
+  in this build (cache record newer than SINCE, Unix seconds) or served from the cache (a chapter that
+  `make test` ran and stored there says so: book/conftest.py).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def times(cache_folder: str, since: float) -> None:
         fresh = created.timestamp() >= since
         total += seconds
         executed += seconds if fresh else 0.0
-        how = "executed in this build" if fresh else f"from the cache (executed {created:%Y-%m-%d %H:%M} UTC)"
+        by = f" by {record.data['executed_by']}" if "executed_by" in record.data else ""
+        how = "executed in this build" if fresh else f"from the cache (executed{by} {created:%Y-%m-%d %H:%M} UTC)"
         print(f"{path.stem:<28} {seconds:8.0f}  {how}")
     print(f"{'all cached chapters':<28} {total:8.0f}  ({total / 60:.1f} min of execution, {executed / 60:.1f} min"
           f" of it in this build, finished {datetime.now():%H:%M})")
