@@ -1,7 +1,8 @@
 """The chapters' tests (nbmake), stored for the book: when ``BOOK_CACHE`` names a jupyter-cache folder
 and the run is on the offline source, each chapter writes its results file to ``book/results`` (where a
 book build writes it) and, once it has passed, its executed notebook is stored in that cache under its
-code cells' hash, as a book build stores it. `make test` names the folder of the smoke book on the
+code cells' hash, as a book build stores it (not a page every build executes:
+``mystnb.execution_mode: force``). `make test` names the folder of the smoke book on the
 offline source, the source of its first pass, so that `COMPANION_PROFILE=smoke COMPANION_SOURCE=offline
 make book` (CI's browser check) renders the chapters without running them again."""
 
@@ -17,6 +18,7 @@ import pytest
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 from nbmake import pytest_items
+from nbmake.nb_result import NotebookResult
 
 from companion import results, settings
 
@@ -31,10 +33,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     offline = os.environ.get(settings.SOURCE_VAR) == "offline"  # as the tests' session sets it (tests/conftest.py)
     if not folder or not offline or not isinstance(item, pytest_items.NotebookItem):
         return (yield)
-    runs: list[tuple[object, float]] = []
+    runs: list[tuple[NotebookResult, float]] = []
     execute = pytest_items.NotebookRun.execute
 
-    def timed(run: pytest_items.NotebookRun) -> object:
+    def timed(run: pytest_items.NotebookRun) -> NotebookResult:
         start = time.perf_counter()
         result = execute(run)
         runs.append((result, time.perf_counter() - start))
@@ -49,6 +51,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     # nbmake's run adds timings.
     source = Path(item.filename).resolve()
     executed = nbformat.read(source, as_version=4)
+    if executed.metadata.get("mystnb", {}).get("execution_mode") == "force":
+        return outcome  # a page that every build executes (the results page) is never served from the cache
     for cell, ran in zip(executed.cells, result.nb.cells, strict=True):
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = ran.outputs, ran.execution_count

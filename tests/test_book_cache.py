@@ -80,7 +80,7 @@ def run_chapter_tests(folder: Path, cache: Path) -> subprocess.CompletedProcess:
                           cwd=folder, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_a_chapter_that_passed_its_test_is_served_from_the_cache_with_its_outputs(tmp_path):
+def test_a_chapter_that_passed_its_test_is_stored_for_the_book_with_its_outputs(tmp_path):
     book = tmp_path / "book"
     book.mkdir()
     chapter = nbformat.v4.new_notebook(cells=[
@@ -88,13 +88,16 @@ def test_a_chapter_that_passed_its_test_is_served_from_the_cache_with_its_output
         nbformat.v4.new_code_cell("import os\nprint(os.environ['COMPANION_RESULTS'])", metadata={"tags": ["x"]})])
     chapter.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     failing = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")], metadata=chapter.metadata)
+    forced = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("2 + 2")],
+                                      metadata={**chapter.metadata, "mystnb": {"execution_mode": "force"}})
     nbformat.write(chapter, book / "01_chapter.ipynb")
     nbformat.write(failing, book / "02_failing.ipynb")
+    nbformat.write(forced, book / "03_results.ipynb")
     run = run_chapter_tests(book, tmp_path / "cache")
-    assert "1 failed, 1 passed" in run.stdout, run.stdout + run.stderr
+    assert "1 failed, 2 passed" in run.stdout, run.stdout + run.stderr
     cache = get_cache(str(tmp_path / "cache"))
     record = cache.match_cache_notebook(nbformat.read(book / "01_chapter.ipynb", as_version=4))
     assert record.data["executed_by"] == "make test" and record.data["execution_seconds"] > 0
     _, served = cache.merge_match_into_notebook(nbformat.read(book / "01_chapter.ipynb", as_version=4))
     assert served.cells[1].outputs[0]["text"].strip() == str(book / "results"), "results where a book build writes them"
-    assert len(cache.list_cache_records()) == 1, "a failed chapter is not stored"
+    assert len(cache.list_cache_records()) == 1, "neither a failed chapter nor a page every build executes is stored"

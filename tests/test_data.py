@@ -89,6 +89,15 @@ def test_unknown_data_set_is_named():
         data.load("imdb-full")
 
 
+def test_a_data_set_title_follows_the_source(monkeypatch):
+    monkeypatch.setenv("COMPANION_SOURCE", "offline")
+    assert data.title("document-classes") == "Brown genres" and data.title("brown") == "brown"
+    monkeypatch.setenv("COMPANION_SOURCE", "hub")
+    assert data.title("document-classes") == "20 Newsgroups"
+    with pytest.raises(data.ResourceError, match="unknown data set 'imdb-full'"):
+        data.title("imdb-full")
+
+
 def test_hub_source_turns_sst2_into_three_labelled_splits(monkeypatch):
     """Online, SST-2's labelled validation split is the test split; 1,000 train rows validate."""
     n = 3_000
