@@ -224,8 +224,8 @@ PROFILES: dict[str, Profile] = {
                warm_rows=1_000, warm_epochs=2, warm_source=128),
         icl=Icl(test_rows=100, shots=(0, 1, 2, 4, 8, 16), draws=3, orders=8, chat_rows=40),
         strategies=Strategies(train_rows=1_500, epochs=2),
-        chinese=Chinese(train_rows=960, test_rows=300, shots=8),
-        sft=Sft(rows_per_task=60, epochs=1, heldout_per_task=24)),
+        chinese=Chinese(train_rows=800, test_rows=300, shots=8),
+        sft=Sft(rows_per_task=40, epochs=1, heldout_per_task=24)),
     "gpu": Profile(
         "gpu", batch_size=32, max_length=128, evals_per_epoch=4,
         finetune=Finetune(train_rows=None, eval_rows=None, epochs=3, large_lr_epochs=1, decoder_train_rows=None),
