@@ -212,7 +212,7 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         "cpu", batch_size=32, max_length=64, evals_per_epoch=2,
         finetune=Finetune(train_rows=10_000, eval_rows=None, epochs=2, large_lr_epochs=0.5, decoder_train_rows=400),
-        loop=Loop(train_rows=2_000, eval_rows=500, epochs=2, precision_steps=2, small_rows=160, small_epochs=12),
+        loop=Loop(train_rows=1_600, eval_rows=500, epochs=2, precision_steps=1, small_rows=160, small_epochs=12),
         curves=Curves(rows=(32, 128, 512), seeds=3, min_steps=12, eval_rows=500, genre_documents=None,
                       passage_words=50, train_passages=3, eval_passages=4, genre_epochs=3, process_rows=256),
         small=Small(layers=4, width=128, context=128, eval_blocks=128),
